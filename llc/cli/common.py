@@ -1,0 +1,64 @@
+"""Options shared by several commands, and the progress display."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+stderr = Console(stderr=True)
+
+PresetOpt = Annotated[str, typer.Option("--preset", help="Preset: quick (small MLP, under a minute) or full (~10k-parameter MLP, n=20000).")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Override one key, repeatable: --set section.key=value (YAML scalars/lists: 1e-6, [8,8]). "
+        "See --print-config for every key.",
+    ),
+]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML file with configuration sections (and optionally `preset`).")]
+SamplerOpt = Annotated[
+    str | None,
+    typer.Option("--sampler", help="Shorthand for --set sampler.name=NAME (sgld, sghmc, hmc, nuts, mclmc, mclmc_adjusted)."),
+]
+RunsDirOpt = Annotated[
+    Path | None,
+    typer.Option("--runs-dir", help="Runs root (default: $LLC_RUNS_DIR or ./runs). Targets are cached in RUNS_DIR/_targets."),
+]
+
+
+@contextmanager
+def progress_display(enabled: bool = True):
+    """A rich progress bar on stderr; yields a callback `(phase, done, total)`."""
+    if not enabled:
+        yield None
+        return
+    with Progress(
+        TextColumn("[bold]{task.description:<9}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=False,
+    ) as progress:
+        tasks: dict[str, int] = {}
+
+        def update(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = progress.add_task(phase, total=max(total, 1))
+            progress.update(tasks[phase], completed=done, total=max(total, 1))
+
+        yield update

@@ -1,0 +1,64 @@
+"""Presets: a problem size plus sensible values for every sampler.
+
+A preset is `base` (problem and generic sampler settings) and `samplers`
+(per-sampler values applied when that sampler is chosen). User settings from
+`--config` and `--set` are applied on top.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Which sampler-specific keys apply to which sampler. Common keys apply to all.
+COMMON_SAMPLER_KEYS = frozenset({"name", "chains", "steps", "warmup", "step_size", "thinning", "init_jitter"})
+SAMPLER_KEYS: dict[str, frozenset[str]] = {
+    "sgld": frozenset({"batch_size", "loss_trace", "precond", "precond_decay", "precond_eps"}),
+    "sghmc": frozenset({"batch_size", "loss_trace", "friction", "num_integration_steps"}),
+    "hmc": frozenset({"num_integration_steps", "target_accept"}),
+    "nuts": frozenset({"target_accept"}),
+    "mclmc": frozenset({"desired_energy_var"}),
+    "mclmc_adjusted": frozenset({"target_accept", "num_integration_steps"}),
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {
+        "base": {
+            "target": {"kind": "mlp", "in_dim": 4, "out_dim": 1, "hidden": [8, 8], "activation": "relu",
+                       "erm_steps": 2000},
+            "data": {"n": 5000},
+            "sampler": {"chains": 4, "steps": 4000, "warmup": 400},
+        },
+        "samplers": {
+            "sgld": {"step_size": 1e-6, "batch_size": 256, "loss_trace": "batch", "precond": "none",
+                     "precond_decay": 0.99, "precond_eps": 1e-8},
+            "sghmc": {"step_size": 1e-6, "batch_size": 256, "loss_trace": "batch", "friction": 1.0,
+                      "num_integration_steps": 1},
+            "hmc": {"step_size": 1e-3, "steps": 500, "warmup": 300, "num_integration_steps": 10,
+                    "target_accept": 0.8},
+            "nuts": {"step_size": 1e-3, "steps": 500, "warmup": 300, "target_accept": 0.8},
+            "mclmc": {"step_size": 1e-2, "steps": 1000, "warmup": 500, "desired_energy_var": 5e-4},
+            "mclmc_adjusted": {"step_size": 1e-2, "steps": 500, "warmup": 500, "target_accept": 0.9,
+                               "num_integration_steps": 10},
+        },
+    },
+    "full": {
+        "base": {
+            "target": {"kind": "mlp", "in_dim": 32, "out_dim": 1, "depth": 3, "target_params": 10000,
+                       "activation": "relu", "erm_steps": 2000},
+            "data": {"n": 20000},
+            "sampler": {"chains": 4, "steps": 16000, "warmup": 1000},
+        },
+        "samplers": {
+            "sgld": {"step_size": 1e-7, "batch_size": 256, "loss_trace": "batch", "precond": "none",
+                     "precond_decay": 0.99, "precond_eps": 1e-8},
+            "sghmc": {"step_size": 1e-7, "batch_size": 256, "loss_trace": "batch", "friction": 1.0,
+                      "num_integration_steps": 1},
+            "hmc": {"step_size": 1e-4, "steps": 2000, "warmup": 1000, "num_integration_steps": 20,
+                    "target_accept": 0.8},
+            "nuts": {"step_size": 1e-4, "steps": 2000, "warmup": 1000, "target_accept": 0.8},
+            "mclmc": {"step_size": 1e-3, "steps": 4000, "warmup": 2000, "desired_energy_var": 5e-4},
+            "mclmc_adjusted": {"step_size": 1e-3, "steps": 2000, "warmup": 2000, "target_accept": 0.9,
+                               "num_integration_steps": 20},
+        },
+    },
+}

@@ -1,0 +1,84 @@
+"""The LLC estimator and its uncertainty (notes §3), and efficiency metrics (notes §5).
+
+    λ̂ = nβ ( E_p[L_n(w)] - L_n(w*) )
+
+computed from the loss trace of the kept draws of every non-divergent chain.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import arviz_stats as azs
+import numpy as np
+
+from llc.errors import LLCError
+
+RHAT_MAX = 1.01
+ESS_PER_CHAIN_MIN = 100
+
+
+def finite_chains(loss: np.ndarray, theta: np.ndarray | None = None) -> np.ndarray:
+    """Boolean mask (C,) of chains whose every recorded value is finite."""
+    ok = np.all(np.isfinite(loss), axis=1)
+    if theta is not None:
+        ok &= np.all(np.isfinite(theta.reshape(theta.shape[0], -1)), axis=1)
+    return ok
+
+
+def running_llc(loss: np.ndarray, nbeta: float, L0: float) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative-mean λ̂ per chain (C, D) and pooled over chains (D,)."""
+    steps = np.arange(1, loss.shape[1] + 1)
+    per_chain = nbeta * (np.cumsum(loss, axis=1) / steps - L0)
+    pooled = per_chain.mean(axis=0)
+    return per_chain, pooled
+
+
+def estimate(loss: np.ndarray, nbeta: float, L0: float, valid: np.ndarray) -> dict[str, Any]:
+    """λ̂ (pooled and per chain), SE, ESS, R̂ and the `converged` flag from a (C, D) loss trace."""
+    n_chains = loss.shape[0]
+    n_bad = int(n_chains - valid.sum())
+    if valid.sum() == 0:
+        raise LLCError(
+            f"all {n_chains} chains diverged (NaN/Inf loss); reduce sampler.step_size (e.g. by 10x) and rerun"
+        )
+    good = np.asarray(loss[valid], dtype=np.float64)
+    per_chain = nbeta * (good.mean(axis=1) - L0)
+    llc_mean = float(nbeta * (good.mean() - L0))
+    ess_bulk = float(azs.ess(good, method="bulk"))
+    ess_tail = float(azs.ess(good, method="tail", prob=(0.05, 0.95)))
+    mcse = float(azs.mcse(good, method="mean"))
+    rhat = float(azs.rhat(good)) if good.shape[0] > 1 else float("nan")
+    llc_se = nbeta * mcse
+    converged = bool(
+        np.isfinite(rhat) and rhat <= RHAT_MAX and ess_bulk >= ESS_PER_CHAIN_MIN * good.shape[0]
+    )
+    llc_per_chain = [float(v) if ok else None for v, ok in zip(_expand(per_chain, valid), valid, strict=True)]
+    return {
+        "llc_mean": llc_mean,
+        "llc_se": float(llc_se),
+        "llc_std": float(np.std(per_chain, ddof=1)) if per_chain.size > 1 else 0.0,
+        "llc_per_chain": llc_per_chain,
+        "ess_bulk": ess_bulk,
+        "ess_tail": ess_tail,
+        "rhat": rhat,
+        "converged": converged,
+        "n_chains_used": int(valid.sum()),
+        "n_chains_diverged": n_bad,
+    }
+
+
+def _expand(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    out = np.full(valid.shape, np.nan)
+    out[valid] = values
+    return out
+
+
+def efficiency(ess_bulk: float, llc_se: float, sampling_s: float, fde_sampling: float) -> dict[str, float]:
+    """ESS per second / per FDE and work-normalised variance (lower is better)."""
+    return {
+        "ess_per_sec": ess_bulk / sampling_s if sampling_s > 0 else float("nan"),
+        "ess_per_fde": ess_bulk / fde_sampling if fde_sampling > 0 else float("nan"),
+        "wnv_time": llc_se**2 * sampling_s,
+        "wnv_fde": llc_se**2 * fde_sampling,
+    }

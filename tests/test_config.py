@@ -1,0 +1,103 @@
+"""Configuration: overrides, presets, canonical resolution, and bad input (exit 2, one line, nothing written)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from llc.config import parse_override, resolve_config
+from llc.errors import ConfigError
+from llc.runs import run_id
+
+
+def test_override_values_are_yaml_scalars():
+    assert parse_override("sampler.step_size=1e-6") == ("sampler.step_size", 1e-6)
+    assert parse_override("target.hidden=[5,3]") == ("target.hidden", [5, 3])
+    assert parse_override("target.activation=tanh") == ("target.activation", "tanh")
+    assert parse_override("target.rank=null") == ("target.rank", None)
+
+
+def test_full_preset_matches_issue():
+    cfg = resolve_config("full")
+    assert (cfg.target.in_dim, len(cfg.target.hidden), cfg.data.n) == (32, 3, 20000)
+    from llc.config import count_params
+
+    assert abs(count_params(cfg.target) - 10000) < 300
+    s = cfg.sampler
+    assert (s.name, s.steps, s.warmup, s.batch_size, s.chains) == ("sgld", 16000, 1000, 256, 4)
+
+
+def test_equivalent_spellings_give_one_run_id():
+    a = resolve_config("quick", ["sampler.step_size=1e-6", "data.n=5000"])
+    b = resolve_config("quick", ["sampler.step_size=0.000001", "data.n=5e3"])
+    assert run_id(a) == run_id(b)
+    c = resolve_config("quick", ["sampler.step_size=2e-6"])
+    assert run_id(a) != run_id(c)
+
+
+def test_depth_and_target_params_resolve_to_hidden_widths():
+    cfg = resolve_config("quick", ["target.depth=2", "target.target_params=500"])
+    assert cfg.target.hidden and len(cfg.target.hidden) == 2 and cfg.target.depth is None
+
+
+def test_config_file_layers_under_set(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"preset": "quick", "data": {"n": 3000}, "sampler": {"chains": 2}}))
+    cfg = resolve_config(config_file=path, overrides=["sampler.chains=3"])
+    assert cfg.data.n == 3000 and cfg.sampler.chains == 3
+
+
+def test_prior_radius_sets_gamma():
+    cfg = resolve_config("quick", ["posterior.prior_radius=2.0"])
+    from llc.config import count_params
+
+    assert cfg.posterior.gamma == pytest.approx(count_params(cfg.target) / 4.0)
+
+
+def test_key_of_other_sampler_rejected():
+    with pytest.raises(ConfigError, match="sampler.friction does not apply to sampler 'sgld'"):
+        resolve_config("quick", ["sampler.friction=0.1"])
+
+
+BAD_INPUTS = [
+    (["--set", "target.foo=1"], "target.foo"),
+    (["--set", "nosuchsection.x=1"], "nosuchsection.x"),
+    (["--set", "data.n=abc"], "data.n"),
+    (["--set", "data.n=-5"], "data.n"),
+    (["--set", "target.kind=dln", "--set", "target.hidden=[3]", "--set", "target.rank=9"], "target.rank"),
+    (["--set", "target.activation=sigmoid"], "target.activation"),
+    (["--set", "sampler.steps=0"], "sampler.steps"),
+    (["--set", "sampler.batch_size=100000"], "sampler.batch_size"),
+    (["--set", "precision=float16"], "precision"),
+    (["--set", "sampler.name=metropolis"], "sampler.name"),
+    (["--preset", "huge"], "--preset"),
+    (["--config", "MALFORMED"], "malformed YAML"),
+    (["--config", "/nonexistent/config.yaml"], "file not found"),
+    (["--set", "sampler.step_size"], "section.key=value"),
+    (["--set", "target.hidden=[8,-1]"], "target.hidden"),
+]
+
+
+@pytest.mark.parametrize(("args", "needle"), BAD_INPUTS)
+def test_bad_input_exits_2_with_one_line(cli, tmp_path, args, needle):
+    if "MALFORMED" in args:
+        bad = tmp_path / "bad.yaml"
+        bad.write_text("sampler: {steps: [1, 2\n")
+        args = [str(bad) if a == "MALFORMED" else a for a in args]
+    runs = tmp_path / "runs"
+    proc = cli(["run", *args], runs_dir=runs)
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    assert "Traceback" not in proc.stderr
+    assert len(lines) == 1, proc.stderr
+    assert needle in lines[0]
+    assert not runs.exists() or not any(p for p in runs.iterdir() if not p.name.startswith("_"))
+
+
+def test_print_config_is_resolved_yaml(cli, tmp_path):
+    proc = cli(["run", "--preset", "full", "--print-config"], runs_dir=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    data = yaml.safe_load(proc.stdout)
+    assert data["target"]["hidden"] == resolve_config("full").target.hidden
+    assert data["sampler"]["step_size"] == resolve_config("full").sampler.step_size
+    assert not tmp_path.joinpath("runs").exists()

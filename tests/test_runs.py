@@ -1,0 +1,111 @@
+"""Run directories: contents, cache, deterministic IDs across processes, crash safety."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import arviz as az
+import pytest
+
+from tests.conftest import REPO, run_cli
+
+SMALL = ["--set", "sampler.steps=400", "--set", "sampler.warmup=40", "--set", "data.n=1000", "--no-progress"]
+METRIC_KEYS = {
+    "run_id", "family_id", "sampler", "seed", "n_params", "n_data", "beta", "gamma", "llc_mean", "llc_se",
+    "llc_std", "llc_per_chain", "ess_bulk", "ess_tail", "rhat", "converged", "lambda_true", "L0", "timing",
+    "work", "ess_per_sec", "ess_per_fde", "wnv_time", "wnv_fde", "versions", "code_version",
+}
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    proc = run_cli(["run", *SMALL], runs_dir=runs)
+    assert proc.returncode == 0, proc.stderr
+    return runs, Path(proc.stdout.strip().splitlines()[-1])
+
+
+def test_run_directory_is_complete(small_run):
+    runs, run_dir = small_run
+    assert run_dir.parent == runs
+    for name in ("config.json", "metrics.json", "trace.nc", "L0.txt", "env.json"):
+        assert (run_dir / name).is_file(), name
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert METRIC_KEYS <= set(metrics)
+    assert set(metrics["timing"]) >= {"target_s", "compile_s", "warmup_s", "sampling_s", "total_s"}
+    assert set(metrics["work"]) >= {"fde_warmup", "fde_sampling", "grad_evals"}
+    assert metrics["run_id"] == run_dir.name
+    # SGLD: one minibatch gradient per step per chain, b/n FDE each.
+    cfg = json.loads((run_dir / "config.json").read_text())
+    s = cfg["sampler"]
+    assert metrics["work"]["grad_evals"] == s["chains"] * (s["steps"] + s["warmup"])
+    assert metrics["work"]["fde_sampling"] == pytest.approx(s["chains"] * s["steps"] * s["batch_size"] / cfg["data"]["n"])
+    assert float((run_dir / "L0.txt").read_text()) == metrics["L0"]
+    env = json.loads((run_dir / "env.json").read_text())
+    assert env["precision"] == "float64" and "jax" in env["versions"]
+
+
+def test_trace_is_arviz_netcdf(small_run):
+    _, run_dir = small_run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    with az.from_netcdf(run_dir / "trace.nc") as tree:
+        loss = tree["posterior"]["loss"].values
+        llc = tree["posterior"]["llc"].values
+    assert loss.shape == (4, metrics["n_draws"])
+    assert llc.mean() == pytest.approx(metrics["llc_mean"], rel=1e-9)
+
+
+def test_rerun_is_cached_and_force_recomputes(small_run):
+    runs, run_dir = small_run
+    before = (run_dir / "metrics.json").stat().st_mtime_ns
+    proc = run_cli(["run", *SMALL, "--json"], runs_dir=runs)
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout)["run_id"] == run_dir.name
+    assert (run_dir / "metrics.json").stat().st_mtime_ns == before
+    proc = run_cli(["run", *SMALL, "--force"], runs_dir=runs)
+    assert proc.returncode == 0
+    assert (run_dir / "metrics.json").stat().st_mtime_ns != before
+
+
+def test_same_job_in_two_processes_is_bit_identical(tmp_path):
+    outs = []
+    for i, hashseed in enumerate(("1", "4242")):
+        proc = run_cli(["run", *SMALL, "--json"], runs_dir=tmp_path / f"r{i}", env={"PYTHONHASHSEED": hashseed})
+        assert proc.returncode == 0, proc.stderr
+        outs.append(json.loads(proc.stdout))
+    assert outs[0]["run_id"] == outs[1]["run_id"]
+    assert outs[0]["family_id"] == outs[1]["family_id"]
+    assert outs[0]["llc_mean"] == outs[1]["llc_mean"]  # bit-identical, not approximately equal
+    assert outs[0]["llc_per_chain"] == outs[1]["llc_per_chain"]
+
+
+def test_sigkill_during_sampling_leaves_nothing_complete(tmp_path):
+    runs = tmp_path / "runs"
+    args = ["run", "--set", "sampler.steps=200000", "--set", "data.n=1000", "--no-progress"]
+    env = {**os.environ, "LLC_RUNS_DIR": str(runs)}
+    proc = subprocess.Popen([sys.executable, "-m", "llc", *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # Wait until sampling has started: the staging directory exists and the target is stored.
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        staged = list((runs / "_tmp").glob("*")) if (runs / "_tmp").exists() else []
+        if (runs / "_targets").exists() and any((runs / "_targets").iterdir()) and not staged:
+            time.sleep(6.0)  # compile (~4 s), then sampling
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    complete = [p for p in runs.iterdir() if not p.name.startswith("_") and (p / "metrics.json").exists()]
+    assert complete == []
+    assert not [p for p in runs.iterdir() if not p.name.startswith("_")], "no run directory may appear"
+    # The rerun (shorter job, same runs root and stored target) finishes normally.
+    proc = run_cli(["run", *SMALL], runs_dir=runs)
+    assert proc.returncode == 0, proc.stderr
+    assert (Path(proc.stdout.strip().splitlines()[-1]) / "metrics.json").is_file()
