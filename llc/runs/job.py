@@ -1,0 +1,155 @@
+"""`run_job(config)`: one job = (problem, sampler, seed) -> a complete run directory.
+
+Work happens in a staging directory that is renamed into `runs_root/<run_id>`
+at the very end, so a run directory is complete or absent. A finished run is
+returned from the cache unless `force` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llc.config import Config, config_to_dict
+from llc.estimator import efficiency, estimate, finite_chains
+from llc.posterior import build_posterior
+from llc.runs.ids import family_id, run_id
+from llc.runs.io import new_staging_dir, publish_dir, write_json_atomic, write_text_atomic
+from llc.runs.metadata import environment
+from llc.runs.trace import build_trace, write_trace
+from llc.samplers import build_sampler, run_chains
+from llc.targets import build_target, problem_keys
+from llc.version import code_version
+
+DEFAULT_RUNS_DIR = "runs"
+RUN_FILES = ("config.json", "metrics.json", "trace.nc", "L0.txt", "env.json")
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    metrics: dict[str, Any]
+    cached: bool
+
+
+def default_runs_root() -> Path:
+    return Path(os.environ.get("LLC_RUNS_DIR") or DEFAULT_RUNS_DIR)
+
+
+def load_cached(run_dir: Path) -> dict[str, Any] | None:
+    """metrics.json of a complete run directory, or None."""
+    metrics = run_dir / "metrics.json"
+    if not metrics.is_file():
+        return None
+    try:
+        return json.loads(metrics.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def run_job(
+    cfg: Config,
+    runs_root: str | Path | None = None,
+    force: bool = False,
+    on_progress: ProgressFn | None = None,
+) -> RunResult:
+    """Run one job (or return its cached result) and return its run directory and metrics."""
+    runs_root = Path(runs_root) if runs_root is not None else default_runs_root()
+    rid = run_id(cfg)
+    final = runs_root / rid
+    if not force and (cached := load_cached(final)) is not None:
+        return RunResult(run_dir=final, metrics=cached, cached=True)
+
+    t_start = time.perf_counter()
+    if on_progress:
+        on_progress("target", 0, 1)
+    target = build_target(cfg, runs_root)
+    posterior = build_posterior(cfg, target)
+    target_s = time.perf_counter() - t_start
+    if on_progress:
+        on_progress("target", 1, 1)
+
+    sampler = build_sampler(posterior, cfg.sampler)
+    chains = run_chains(sampler, posterior, cfg.sampler, problem_keys(cfg.seed)["sampler"], on_progress)
+    valid = finite_chains(chains.loss, chains.theta)
+    stats = estimate(chains.loss, posterior.nbeta, posterior.L0, valid)
+    total_s = time.perf_counter() - t_start
+
+    env = environment(cfg.precision)
+    metrics: dict[str, Any] = {
+        "run_id": rid,
+        "family_id": family_id(cfg),
+        "target_id": target.target_id,
+        "sampler": cfg.sampler.name,
+        "seed": cfg.seed,
+        "precision": cfg.precision,
+        "n_params": target.n_params,
+        "n_data": posterior.n,
+        "beta": posterior.beta,
+        "nbeta": posterior.nbeta,
+        "gamma": posterior.gamma,
+        **stats,
+        "lambda_true": posterior.lambda_true,
+        "L0": posterior.L0,
+        "loss_trace": chains.loss_trace,
+        "n_chains": cfg.sampler.chains,
+        "n_draws": int(chains.loss.shape[1]),
+        "erm": target.erm,
+        "timing": {
+            "target_s": target_s,
+            "compile_s": chains.compile_s,
+            "warmup_s": chains.warmup_s,
+            "sampling_s": chains.sampling_s,
+            "total_s": total_s,
+        },
+        "work": {
+            "fde_warmup": chains.fde_warmup,
+            "fde_sampling": chains.fde_sampling,
+            "grad_evals": chains.grad_evals_warmup + chains.grad_evals_sampling,
+            "grad_evals_warmup": chains.grad_evals_warmup,
+            "grad_evals_sampling": chains.grad_evals_sampling,
+        },
+        **efficiency(stats["ess_bulk"], stats["llc_se"], chains.sampling_s, chains.fde_sampling),
+        "versions": env["versions"],
+        "code_version": code_version(),
+        "device": env["device"]["kind"],
+    }
+    attrs = {"run_id": rid, "sampler": cfg.sampler.name, "nbeta": posterior.nbeta, "L0": posterior.L0,
+             "loss_trace": chains.loss_trace, "lambda_true": posterior.lambda_true}
+    tree = build_trace(chains, posterior.nbeta, posterior.L0, valid, attrs)
+
+    staged = new_staging_dir(runs_root, rid)
+    try:
+        write_json_atomic(staged / "config.json", config_to_dict(cfg))
+        write_text_atomic(staged / "L0.txt", f"{posterior.L0!r}\n")
+        write_json_atomic(staged / "env.json", env)
+        write_trace(tree, staged / "trace.nc")
+        write_json_atomic(staged / "metrics.json", _json_safe(metrics))  # last: its presence marks completeness
+        publish_dir(staged, final, replace=force)
+    finally:
+        if staged.exists():
+            shutil.rmtree(staged, ignore_errors=True)
+    return RunResult(run_dir=final, metrics=load_cached(final) or _json_safe(metrics), cached=False)
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN/Inf -> None so metrics.json is strict JSON; numpy scalars -> Python."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value

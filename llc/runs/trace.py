@@ -1,0 +1,45 @@
+"""trace.nc: the kept draws of a run as an ArviZ DataTree (readable by `arviz.from_netcdf`).
+
+Groups: `posterior` (loss, llc = nβ(L - L0), theta projections), `sample_stats`
+(per-draw sampler diagnostics, e.g. acceptance_rate, diverging, energy_change)
+and `adaptation` (per-chain adapted quantities: step size, L, metric summary).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import arviz as az
+import numpy as np
+import xarray as xr
+
+from llc.samplers import ChainRun
+
+
+def build_trace(chains: ChainRun, nbeta: float, L0: float, valid: np.ndarray, attrs: dict[str, Any]) -> xr.DataTree:
+    posterior = {
+        "loss": chains.loss,
+        "llc": nbeta * (chains.loss - L0),
+        "theta": chains.theta,
+    }
+    stats = {k: np.asarray(v) for k, v in chains.diagnostics.items()}
+    stats["chain_valid"] = np.broadcast_to(valid[:, None], chains.loss.shape).copy()
+    flat_attrs = {k: (json.dumps(v) if isinstance(v, dict | list | bool) or v is None else v) for k, v in attrs.items()}
+    tree = az.from_dict(
+        {"posterior": posterior, "sample_stats": stats},
+        dims={"theta": ["projection"]},
+        attrs={"posterior": flat_attrs},
+    )
+    adaptation = {}
+    for name, value in chains.warmup_info.items():
+        value = np.asarray(value)
+        dims = ["chain"] + [f"{name}_dim_{i}" for i in range(value.ndim - 1)]
+        adaptation[name] = (dims, value)
+    tree["adaptation"] = xr.DataTree(xr.Dataset(adaptation, coords={"chain": np.arange(chains.loss.shape[0])}))
+    return tree
+
+
+def write_trace(tree: xr.DataTree, path: Path) -> None:
+    tree.to_netcdf(path, engine="h5netcdf")
