@@ -44,7 +44,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "full": {
         "base": {
             "target": {"kind": "mlp", "in_dim": 32, "out_dim": 1, "depth": 3, "target_params": 10000,
-                       "activation": "relu", "erm_steps": 2000},
+                       # A 10k-parameter ReLU net keeps overfitting 20k noisy samples: its gradient norm
+                       # stalls near 0.03-0.05 after 1000 L-BFGS steps (docs/targets.md). The tolerance is
+                       # explicit here and the resulting bias bound is reported in metrics.json (erm).
+                       "activation": "relu", "erm_steps": 1000, "erm_tol": 0.1},
             "data": {"n": 20000},
             "sampler": {"chains": 4, "steps": 16000, "warmup": 1000},
         },

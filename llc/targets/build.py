@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -130,6 +131,7 @@ def build_target(cfg: Config, runs_root: str | Path | None = None) -> Target:
             "steps": result.steps, "converged": True,
         }
     erm["tol"] = cfg.target.erm_tol
+    erm["bias_bound"] = erm_bias_bound(cfg, erm["grad_norm"])
     if runs_root is not None:
         store.save(
             runs_root, tid, cfg.precision,
@@ -141,6 +143,12 @@ def build_target(cfg: Config, runs_root: str | Path | None = None) -> Target:
         w_teacher=model.teacher, x=x, y=y, predict=model.predict, quadratic=None, erm=erm,
         build_seconds=time.perf_counter() - start, from_cache=False,
     )
+
+
+def erm_bias_bound(cfg: Config, grad_norm: float) -> float:
+    """Worst-case first-order bias of λ̂ from a non-zero gradient g at w*: (nβ)² |g|² / γ."""
+    nbeta = cfg.data.n * cfg.posterior.beta0 / math.log(cfg.data.n)
+    return float(nbeta**2 * grad_norm**2 / max(cfg.posterior.gamma, 1e-12))
 
 
 def lambda_true(cfg: Config, target: Target, nbeta: float, gamma: float) -> float | None:
