@@ -29,6 +29,7 @@ def _root() -> None:
 
 # Command modules register themselves on import.
 from llc.cli import run as _run  # noqa: E402,F401
+from llc.cli import validate as _validate  # noqa: E402,F401
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "samplers": {
             "sgld": {"step_size": 1e-6, "batch_size": 256, "loss_trace": "batch", "precond": "none",
                      "precond_decay": 0.99, "precond_eps": 1e-8},
-            "sghmc": {"step_size": 1e-6, "batch_size": 256, "loss_trace": "batch", "friction": 1.0,
+            "sghmc": {"step_size": 3e-4, "batch_size": 256, "loss_trace": "batch", "friction": 300.0,
                       "num_integration_steps": 1},
             "hmc": {"step_size": 1e-3, "steps": 500, "warmup": 300, "num_integration_steps": 10,
                     "target_accept": 0.8},
@@ -54,7 +54,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "samplers": {
             "sgld": {"step_size": 1e-7, "batch_size": 256, "loss_trace": "batch", "precond": "none",
                      "precond_decay": 0.99, "precond_eps": 1e-8},
-            "sghmc": {"step_size": 1e-7, "batch_size": 256, "loss_trace": "batch", "friction": 1.0,
+            "sghmc": {"step_size": 1e-4, "batch_size": 256, "loss_trace": "batch", "friction": 1000.0,
                       "num_integration_steps": 1},
             "hmc": {"step_size": 1e-4, "steps": 2000, "warmup": 1000, "num_integration_steps": 20,
                     "target_accept": 0.8},

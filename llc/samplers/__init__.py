@@ -6,11 +6,16 @@ from collections.abc import Callable
 
 from llc.config import SamplerConfig
 from llc.posterior import Posterior
-from llc.samplers import sgld
+from llc.samplers import hmc, mclmc, mclmc_adjusted, nuts, sghmc, sgld
 from llc.samplers.base import ChainRun, Sampler, run_chains
 
 REGISTRY: dict[str, Callable[[Posterior, SamplerConfig], Sampler]] = {
     "sgld": sgld.build,
+    "sghmc": sghmc.build,
+    "hmc": hmc.build,
+    "nuts": nuts.build,
+    "mclmc": mclmc.build,
+    "mclmc_adjusted": mclmc_adjusted.build,
 }
 
 

@@ -1,0 +1,163 @@
+"""`llc validate`: every sampler, at its default settings, against analytic λ (notes §6).
+
+Cases: the anisotropic quadratic (curvature spectrum 1:1000, exact finite-nβ value), a single
+linear layer (regular, λ = d/2), and deep linear networks including every worked value of the
+notes (Aoyagi's closed form). Data-based cases average over several data seeds; the tolerance is
+a relative error plus the data-set fluctuation that no sampler removes, 2·sqrt(λ/(2 log n))/sqrt(seeds).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llc.config import resolve_config
+from llc.errors import ConfigError, LLCError
+from llc.runs import run_job
+from llc.runs.io import write_text_atomic
+
+# Relative tolerance per sampler: exact-in-the-limit samplers get 10%, SG samplers 15%.
+REL_TOL = {"hmc": 0.10, "nuts": 0.10, "mclmc": 0.10, "mclmc_adjusted": 0.10, "sgld": 0.15, "sghmc": 0.15}
+RHAT_MAX = 1.01
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    overrides: tuple[str, ...]
+    uses_data: bool = True
+
+
+def _dln(widths: Sequence[int], rank: int) -> Case:
+    w = list(widths)
+    return Case(
+        name=f"dln_{'-'.join(map(str, w))}_r{rank}",
+        overrides=(
+            "target.kind=dln", f"target.in_dim={w[0]}", f"target.out_dim={w[-1]}",
+            f"target.hidden=[{','.join(map(str, w[1:-1]))}]", f"target.rank={rank}",
+        ),
+    )
+
+
+QUADRATIC = Case("quadratic_1to1000", ("target.kind=quadratic", "target.dim=20", "target.curvature_ratio=1000"), False)
+LINEAR = Case("linear_10x2", ("target.kind=mlp", "target.hidden=[]", "target.in_dim=10", "target.out_dim=2"))
+WORKED_DLN = [
+    ([5, 3, 5], 0), ([5, 4, 5], 0), ([4, 3, 8], 0), ([3, 8, 4], 0), ([10, 5, 10], 5),
+    ([3, 3, 3], 3), ([4, 3, 8], 2), ([5, 5, 5, 5], 2), ([8, 5, 2], 1),
+]
+
+SUITES: dict[str, dict[str, Any]] = {
+    # quick: a handful of cases, one data seed, n = 5000 — minutes on a laptop CPU.
+    "quick": {"cases": [QUADRATIC, LINEAR, _dln([5, 3, 5], 0), _dln([4, 3, 8], 2)], "seeds": [0],
+              "data": ["data.n=5000"]},
+    # full: every worked value, 4 data seeds, n = 20000.
+    "full": {"cases": [QUADRATIC, LINEAR, *[_dln(w, r) for w, r in WORKED_DLN]], "seeds": [0, 1, 2, 3],
+             "data": ["data.n=20000"]},
+}
+
+COLUMNS = ["case", "sampler", "lambda_true", "llc_mean", "llc_se", "seed_spread", "rel_error", "tolerance",
+           "rhat_max", "ess_min", "seconds", "n_seeds", "passed"]
+
+
+def tolerance(sampler: str, lam: float, n: int, n_seeds: int, uses_data: bool) -> float:
+    """Absolute tolerance: rel·λ plus the 2σ data-set fluctuation of a mean over `n_seeds` seeds."""
+    tol = REL_TOL.get(sampler, 0.10) * lam
+    if uses_data:
+        tol += 2 * math.sqrt(lam / (2 * math.log(n))) / math.sqrt(n_seeds)
+    return tol
+
+
+def validate(
+    samplers: Sequence[str],
+    preset: str = "quick",
+    runs_root: str | Path | None = None,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+    cases: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Run the suite for `samplers` (optionally only the named `cases`); one row per (case, sampler)."""
+    if preset not in SUITES:
+        raise ConfigError(f"--preset: {preset!r} is not a validation suite; choose one of {', '.join(SUITES)}")
+    suite = SUITES[preset]
+    selected = suite["cases"]
+    if cases:
+        names = [c.name for c in selected]
+        unknown = [c for c in cases if c not in names]
+        if unknown:
+            raise ConfigError(f"--cases: unknown {', '.join(unknown)}; the {preset} suite has {', '.join(names)}")
+        selected = [c for c in selected if c.name in cases]
+    rows = []
+    for case in selected:
+        for sampler in samplers:
+            start = time.perf_counter()
+            results = []
+            for seed in suite["seeds"]:
+                cfg = resolve_config(preset, [*suite["data"], *case.overrides, f"seed={seed}"], sampler=sampler)
+                results.append(run_job(cfg, runs_root=runs_root).metrics)
+            rows.append(_summarise(case, sampler, results, time.perf_counter() - start))
+            if on_row:
+                on_row(rows[-1])
+    return rows
+
+
+def _summarise(case: Case, sampler: str, results: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    lam = float(results[0]["lambda_true"])
+    means = np.array([r["llc_mean"] for r in results])
+    ses = np.array([r["llc_se"] for r in results])
+    mean = float(means.mean())
+    tol = tolerance(sampler, lam, int(results[0]["n_data"]), len(results), case.uses_data)
+    rhats = [r["rhat"] if r["rhat"] is not None else math.inf for r in results]
+    passed = abs(mean - lam) <= tol and max(rhats) <= RHAT_MAX
+    return {
+        "case": case.name,
+        "sampler": sampler,
+        "lambda_true": lam,
+        "llc_mean": mean,
+        "llc_se": float(np.sqrt(np.sum(ses**2)) / len(ses)),
+        "seed_spread": float(means.std(ddof=1)) if len(means) > 1 else 0.0,
+        "rel_error": (mean - lam) / lam,
+        "tolerance": tol,
+        "rhat_max": max(rhats),
+        "ess_min": min(r["ess_bulk"] for r in results),
+        "seconds": seconds,
+        "n_seeds": len(results),
+        "passed": bool(passed),
+    }
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    header = f"{'case':<20} {'sampler':<15} {'λ true':>8} {'λ̂ ± SE':>18} {'spread':>7} {'rel err':>8} " \
+             f"{'R̂ max':>6} {'ESS min':>8} {'s':>7}  ok"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        est = f"{r['llc_mean']:.3f} ± {r['llc_se']:.3f}"
+        lines.append(
+            f"{r['case']:<20} {r['sampler']:<15} {r['lambda_true']:>8.3f} {est:>18} {r['seed_spread']:>7.3f} "
+            f"{r['rel_error']:>+8.2%} {r['rhat_max']:>6.3f} {r['ess_min']:>8.0f} {r['seconds']:>7.1f}  "
+            f"{'yes' if r['passed'] else 'NO'}"
+        )
+    return "\n".join(lines)
+
+
+def write_csv(rows: list[dict[str, Any]], path: str | Path) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, buf.getvalue())
+
+
+def check_samplers(names: Sequence[str], available: Sequence[str]) -> list[str]:
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise ConfigError(f"--samplers: unknown {', '.join(unknown)}; available: {', '.join(available)}")
+    if not names:
+        raise LLCError("--samplers: empty list")
+    return list(names)

@@ -1,0 +1,44 @@
+"""`llc validate`: the tolerance rule and a real run of the quick suite's data cases with SGLD."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+
+from llc.validation import SUITES, WORKED_DLN, tolerance
+from tests.conftest import run_cli
+
+
+def test_tolerance_adds_data_fluctuation_of_the_seed_mean():
+    lam, n = 6.5, 20000
+    expected = 0.10 * lam + 2 * math.sqrt(lam / (2 * math.log(n))) / 2
+    assert tolerance("hmc", lam, n, 4, uses_data=True) == pytest.approx(expected)
+    assert tolerance("sgld", lam, n, 4, uses_data=False) == pytest.approx(0.15 * lam)
+
+
+def test_full_suite_holds_every_worked_value():
+    names = {c.name for c in SUITES["full"]["cases"]}
+    assert len(WORKED_DLN) == 9 and all(f"dln_{'-'.join(map(str, w))}_r{r}" in names for w, r in WORKED_DLN)
+    assert SUITES["full"]["seeds"] == [0, 1, 2, 3]
+
+
+def test_validate_sgld_on_linear_and_dln(tmp_path):
+    out = tmp_path / "val.csv"
+    proc = run_cli(
+        ["validate", "--samplers", "sgld", "--cases", "linear_10x2,dln_4-3-8_r2", "--out", str(out)],
+        runs_dir=tmp_path / "runs", timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = list(csv.DictReader(out.open()))
+    assert [r["case"] for r in rows] == ["linear_10x2", "dln_4-3-8_r2"]
+    assert [float(r["lambda_true"]) for r in rows] == [11.0, 11.0]
+    for r in rows:
+        assert abs(float(r["llc_mean"]) - float(r["lambda_true"])) <= float(r["tolerance"])
+        assert r["passed"] == "True"
+
+
+def test_unknown_case_exits_2(tmp_path):
+    proc = run_cli(["validate", "--samplers", "sgld", "--cases", "nope"], runs_dir=tmp_path)
+    assert proc.returncode == 2 and "--cases: unknown nope" in proc.stderr
