@@ -1,0 +1,204 @@
+"""Sweep results as one CSV: `llc_sweep_results.csv`, one row per job.
+
+Columns: the job's identity (run_id, family_id, problem, sampler, seed, status, error,
+error_kind, run_dir), then the flattened resolved config (dotted keys, e.g.
+`target.hidden`, `sampler.step_size`), then every metric of metrics.json flattened the
+same way (`timing.sampling_s`, `work.fde_sampling`, `erm.converged`, ...). Lists
+(`llc_per_chain`, `target.hidden`) are JSON strings; a missing value (null metric, a key
+that does not apply to the sampler, metrics of a failed job) is an empty cell, and
+nothing else is.
+
+Two sources, same columns:
+- `sweep_rows(manifest)`: the jobs of one sweep, including failed ones with their error;
+- `collect_rows(runs_root)`: every complete run directory (config.json + metrics.json),
+  skipping `_targets`, `_tmp`, `_sweeps` and anything else that is not a run. Problem
+  and sampler labels come from sweep manifests when one names the run; otherwise
+  `problem` is empty and `sampler` is the sampler's name.
+
+This module reads plain files and dicts only (no JAX), so it is cheap to import.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from llc.runs.io import write_text_atomic
+
+CSV_NAME = "llc_sweep_results.csv"
+IDENTITY = ("run_id", "family_id", "problem", "sampler", "seed", "status", "error", "error_kind", "run_dir")
+SKIP_DIRS = ("_targets", "_tmp", "_sweeps")
+CONFIG_SECTIONS = ("target", "data", "posterior", "sampler")
+
+
+def default_csv_path(runs_root: str | Path) -> Path:
+    return Path(runs_root) / CSV_NAME
+
+
+def flatten(value: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts -> dotted keys; lists and other values are kept as they are."""
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        name = f"{prefix}{key}"
+        if isinstance(item, Mapping) and item:
+            out.update(flatten(item, f"{name}."))
+        elif isinstance(item, Mapping):
+            out[name] = None
+        else:
+            out[name] = item
+    return out
+
+
+def flat_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """config.json (nested sections + top-level seed/precision) -> dotted keys, sections first."""
+    out: dict[str, Any] = {}
+    for section in CONFIG_SECTIONS:
+        for key, item in (config.get(section) or {}).items():
+            out[f"{section}.{key}"] = item
+    for key, item in config.items():
+        if key not in CONFIG_SECTIONS:
+            out[key] = item
+    return out
+
+
+def cell(value: Any) -> str:
+    """One CSV cell: '' only for a missing value (None, NaN)."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(value)
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _row(identity: Mapping[str, Any], config: Mapping[str, Any] | None, metrics: Mapping[str, Any] | None) -> dict[str, Any]:
+    row: dict[str, Any] = dict(identity)
+    cfg = flat_config(config or {})
+    for key, value in cfg.items():
+        row.setdefault(key, value)
+    for key, value in flatten(metrics or {}).items():
+        if key in IDENTITY or key in cfg:
+            continue  # run_id, family_id, seed are identity; seed/precision duplicate the config
+        if key == "sampler":
+            continue  # the sampler's name is sampler.name; the `sampler` column is the label
+        row[key] = value
+    return row
+
+
+def sweep_rows(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per job of a sweep manifest, with metrics read from each finished run directory."""
+    jobs = manifest.get("jobs", {})
+    order = manifest.get("order") or list(jobs)
+    rows = []
+    for key in order:
+        job = jobs.get(key)
+        if job is None:
+            continue
+        run_dir = Path(job["run_dir"])
+        metrics = _read_json(run_dir / "metrics.json")
+        identity = {
+            "run_id": job["run_id"], "family_id": job.get("family_id"), "problem": job.get("problem"),
+            "sampler": job.get("sampler"), "seed": job.get("seed"), "status": job.get("status"),
+            "error": job.get("error"), "error_kind": job.get("error_kind"),
+            "run_dir": str(run_dir) if metrics is not None else None,
+        }
+        rows.append(_row(identity, job.get("config") or _read_json(run_dir / "config.json"), metrics))
+    return rows
+
+
+def manifest_labels(runs_root: str | Path) -> dict[str, tuple[str, str]]:
+    """run_id -> (problem, sampler label) from the sweep manifests in RUNS/_sweeps (latest wins)."""
+    labels: dict[str, tuple[str, str, str]] = {}
+    for path in sorted((Path(runs_root) / "_sweeps").glob("*.json")):
+        data = _read_json(path)
+        if not data:
+            continue
+        updated = str(data.get("updated", ""))
+        for job in (data.get("jobs") or {}).values():
+            rid = job.get("run_id")
+            if rid and (rid not in labels or updated >= labels[rid][2]):
+                labels[rid] = (job.get("problem"), job.get("sampler"), updated)
+    return {rid: (p, s) for rid, (p, s, _) in labels.items()}
+
+
+def run_dirs(runs_root: str | Path) -> list[Path]:
+    """Complete run directories under the runs root (config.json and metrics.json present)."""
+    root = Path(runs_root)
+    if not root.is_dir():
+        return []
+    out = []
+    for path in sorted(root.iterdir()):
+        if not path.is_dir() or path.name in SKIP_DIRS or path.name.startswith((".", "_")):
+            continue
+        if (path / "metrics.json").is_file() and (path / "config.json").is_file():
+            out.append(path)
+    return out
+
+
+def collect_rows(runs_root: str | Path, use_manifests: bool = True) -> list[dict[str, Any]]:
+    """One row per complete run directory, rebuilt from config.json + metrics.json alone."""
+    labels = manifest_labels(runs_root) if use_manifests else {}
+    rows = []
+    for path in run_dirs(runs_root):
+        config, metrics = _read_json(path / "config.json"), _read_json(path / "metrics.json")
+        if config is None or metrics is None:
+            continue
+        rid = metrics.get("run_id") or path.name
+        problem, label = labels.get(rid, (None, None))
+        identity = {
+            "run_id": rid, "family_id": metrics.get("family_id"), "problem": problem,
+            "sampler": label or (config.get("sampler") or {}).get("name"), "seed": config.get("seed"),
+            "status": "done", "error": None, "error_kind": None, "run_dir": str(path.resolve()),
+        }
+        rows.append(_row(identity, config, metrics))
+    return rows
+
+
+def columns(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Identity columns, then config keys (in config order), then metric keys (sorted)."""
+    config_keys: list[str] = []
+    metric_keys: set[str] = set()
+    seen: set[str] = set(IDENTITY)
+    for row in rows:
+        for key in row:
+            if key in seen:
+                continue
+            seen.add(key)
+            if key.split(".", 1)[0] in CONFIG_SECTIONS or key == "precision":
+                config_keys.append(key)
+            else:
+                metric_keys.add(key)
+    return [*IDENTITY, *config_keys, *sorted(metric_keys)]
+
+
+def render_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    cols = columns(rows)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(cols)
+    for row in rows:
+        writer.writerow([cell(row.get(c)) for c in cols])
+    return buf.getvalue()
+
+
+def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
+    """Write the rows as CSV atomically (complete or absent, never half-written)."""
+    path = Path(path)
+    write_text_atomic(path, render_csv(rows))
+    return path

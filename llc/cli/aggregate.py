@@ -1,0 +1,39 @@
+"""`llc aggregate`: rebuild the results CSV from the run directories of a runs root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from llc.cli import app
+from llc.errors import ConfigError
+
+
+@app.command("aggregate")
+def aggregate_command(
+    runs_root: Annotated[Path | None, typer.Argument(
+        help="Runs root to scan (default: $LLC_RUNS_DIR or ./runs).", show_default=False)] = None,
+    csv_path: Annotated[Path | None, typer.Option(
+        "--csv", help="Output CSV (default RUNS_ROOT/llc_sweep_results.csv).")] = None,
+    labels: Annotated[bool, typer.Option(
+        "--labels/--no-labels",
+        help="Take problem and sampler labels from the sweep manifests in RUNS_ROOT/_sweeps when they name a run.")] = True,
+) -> None:
+    """One CSV row per complete run directory (config.json + metrics.json), nothing else needed.
+
+    Skips _targets, _tmp, _sweeps and unfinished runs. Columns: run_id, family_id, problem,
+    sampler, seed, status, error, error_kind, run_dir, the flattened config (dotted keys) and
+    every metric (nested ones flattened, lists as JSON). The last line printed is the CSV path.
+    """
+    from llc.analysis.aggregate import collect_rows, default_csv_path, write_csv
+    from llc.runs import default_runs_root
+
+    root = runs_root if runs_root is not None else default_runs_root()
+    if not root.is_dir():
+        raise ConfigError(f"runs root not found: {root}")
+    rows = collect_rows(root, use_manifests=labels)
+    out = write_csv(rows, csv_path or default_csv_path(root))
+    typer.echo(f"{len(rows)} runs from {root}", err=True)
+    typer.echo(str(out))

@@ -1,0 +1,46 @@
+"""`llc plot-sweep`: one metric of the sweep CSV against a problem-size column, per sampler."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from llc.cli import app
+
+
+@app.command("plot-sweep")
+def plot_sweep_command(
+    csv_path: Annotated[Path | None, typer.Option(
+        "--csv", help="Sweep CSV (default RUNS_ROOT/llc_sweep_results.csv, RUNS_ROOT = $LLC_RUNS_DIR or ./runs).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="PNG to write (default: sweep_<metric>_vs_<size-col>.png next to the CSV).")] = None,
+    size_col: Annotated[str, typer.Option(
+        "--size-col", help="Numeric column on the x axis, e.g. n_params, n_data, data.n, target.depth.")] = "n_params",
+    metric: Annotated[str, typer.Option(
+        "--metric", help="llc_mean, rel_error, wnv_time, wnv_fde, ess_per_sec, ess_per_fde (or any numeric column).")] = "llc_mean",
+    samplers: Annotated[str | None, typer.Option(
+        "--samplers", help="Comma list of values of the CSV's sampler column (default: all).")] = None,
+    filters: Annotated[str | None, typer.Option(
+        "--filters", help='Keep rows with these column values: "target.activation=relu,data.x_dist=gauss_iso".')] = None,
+    logx: Annotated[bool, typer.Option("--logx", help="Logarithmic x axis.")] = False,
+    logy: Annotated[bool, typer.Option("--logy", help="Logarithmic y axis (useful for wnv_* and ess_per_*).")] = False,
+) -> None:
+    """Plot METRIC against SIZE-COL, one line per sampler, seeds aggregated (docs/plots.md).
+
+    Each point is the mean over the runs of one sampler at one size (normally the seeds); error
+    bars are ±1 combined Monte Carlo SE for llc_mean/rel_error, ±1 SE across runs otherwise. The
+    true λ is drawn where the CSV has lambda_true. The last line printed is the PNG path.
+    """
+    from llc.analysis import sweep_plots as sp
+    from llc.analysis.aggregate import default_csv_path
+    from llc.runs import default_runs_root
+
+    path = csv_path if csv_path is not None else default_csv_path(default_runs_root())
+    df = sp.load_sweep_csv(path)
+    sampler_list = [s.strip() for s in samplers.split(",") if s.strip()] if samplers else None
+    fig = sp.plot_sweep(df, size_col=size_col, metric=metric, samplers=sampler_list, filters=sp.parse_filters(filters),
+                     logx=logx, logy=logy, source=path.name, notify=lambda msg: typer.echo(msg, err=True))
+    target = sp.save_sweep_figure(fig, out if out is not None else sp.default_out(path, metric, size_col))
+    typer.echo(str(target))

@@ -1,0 +1,346 @@
+"""A study: a base configuration, a list of problems, a list of samplers and a list of seeds.
+
+Read from a YAML file (`study.yaml`, through `yaml.safe_load` only) and/or from the
+`llc sweep` options (`--problem-grid`, `--sampler-grid` as JSON, `--seeds`/`--n-seeds`,
+`--preset`, `--set`). Everything is validated here, before anything runs: a mistake raises
+`ConfigError` naming where it is, e.g. ``study.yaml: problems[2].set: unknown key 'target.foo'``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from llc.config import PRESETS, parse_override
+from llc.config.resolve import flatten, validate_key_value
+from llc.config.schema import SAMPLERS
+from llc.errors import ConfigError
+
+STUDY_KEYS = ("base", "problems", "samplers", "seeds", "description")
+BASE_KEYS = ("preset", "set")
+PROBLEM_KEYS = ("name", "set")
+SAMPLER_ENTRY_KEYS = ("sampler", "name", "set")
+
+# Names label jobs in the manifest and the CSV. They never become paths, but they are
+# checked as if they could: no separators, no '..', nothing a shell or a CSV reader chokes on.
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class ProblemSpec:
+    name: str
+    set: Mapping[str, Any]
+    where: str  # e.g. "study.yaml: problems[1]"
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    label: str  # the name used in job keys, the manifest and the CSV
+    sampler: str  # the sampler (sampler.name)
+    set: Mapping[str, Any]
+    where: str
+
+
+@dataclass(frozen=True)
+class Study:
+    preset: str
+    base: Mapping[str, Any]  # dotted keys -> validated values
+    problems: tuple[ProblemSpec, ...]
+    samplers: tuple[SamplerSpec, ...]
+    seeds: tuple[int, ...]
+    source: str = "<options>"
+    base_where: str = "base"
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+# ---------------------------------------------------------------- reading input
+
+
+def load_study_file(path: str | Path) -> dict[str, Any]:
+    """Read a study YAML file (safe_load only); errors name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"study file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: malformed YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text (UTF-8) file") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping with keys {', '.join(STUDY_KEYS)}")
+    return data
+
+
+def parse_grid(text: str, option: str) -> tuple[list[Any], str]:
+    """`--problem-grid` / `--sampler-grid`: inline JSON, or the path of a JSON file.
+
+    Returns the list and the location prefix for error messages (`--problem-grid grid.json:`).
+    """
+    stripped = text.strip()
+    source = option
+    if stripped[:1] in ("[", "{"):
+        raw = stripped
+    else:
+        path = Path(text)
+        if not path.is_file():
+            raise ConfigError(
+                f"{option}: {text!r} is neither inline JSON (a list like '[{{\"name\": ...}}]') nor an existing file"
+            )
+        try:
+            raw = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{option} {path}: cannot read: {exc}") from None
+        source = f"{option} {path}"
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    if not isinstance(value, list):
+        raise ConfigError(f"{source}: expected a JSON list of objects, got {type(value).__name__}")
+    return value, f"{source}:"
+
+
+def parse_seeds(text: str) -> list[int]:
+    """`--seeds 0,1,2`."""
+    seeds = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item.isdigit():
+            raise ConfigError(f"--seeds: {item!r} is not a non-negative integer; use e.g. --seeds 0,1,2")
+        seeds.append(int(item))
+    return seeds
+
+
+# ---------------------------------------------------------------- validation helpers
+
+
+def _check_name(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: expected a non-empty string, got {value!r}")
+    if "/" in value or "\\" in value or ".." in value or not NAME_RE.match(value):
+        raise ConfigError(
+            f"{where}: {value!r} is not allowed: names are 1-64 letters, digits and . _ + = - "
+            "(no path separators, no '..', not starting with a dot)"
+        )
+    return value
+
+
+def _check_keys(entry: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
+    for key in entry:
+        if key not in allowed:
+            raise ConfigError(f"{where}: unknown key {key!r}; allowed: {', '.join(allowed)}")
+
+
+def _check_set(value: Any, where: str, kind: str) -> dict[str, Any]:
+    """Validate a `set` mapping of dotted keys (nested sections are accepted too)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of section.key: value, got {type(value).__name__}")
+    try:
+        flat = flatten(dict(value), where="")
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    out: dict[str, Any] = {}
+    for key, raw in flat.items():
+        if key == "seed":
+            raise ConfigError(f"{where}: 'seed' cannot be set here; list the seeds under `seeds` (or --seeds)")
+        if key == "preset":
+            raise ConfigError(f"{where}: 'preset' cannot be set here; use base.preset (or --preset)")
+        if key == "sampler.name":
+            hint = "use the entry's `sampler:`" if kind == "sampler" else "list samplers under `samplers`"
+            raise ConfigError(f"{where}: 'sampler.name' cannot be set here; {hint}")
+        try:
+            out[key] = validate_key_value(key, raw)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    return out
+
+
+def _item(where: str, i: int) -> str:
+    """`study.yaml: problems` -> `study.yaml: problems[2]`; `--problem-grid:` -> `--problem-grid: [2]`."""
+    return f"{where} [{i}]" if where.endswith(":") else f"{where}[{i}]"
+
+
+def _check_list(value: Any, where: str) -> list[Any]:
+    where = where.rstrip(":")
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
+    if not value:
+        raise ConfigError(f"{where}: empty grid; list at least one entry")
+    return value
+
+
+def _problems(entries: Any, where: str) -> tuple[ProblemSpec, ...]:
+    entries = _check_list(entries, where)
+    seen: dict[str, int] = {}
+    out = []
+    for i, entry in enumerate(entries):
+        here = _item(where, i)
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"{here}: expected an object with keys name, set; got {entry!r}")
+        _check_keys(entry, PROBLEM_KEYS, here)
+        if "name" not in entry:
+            raise ConfigError(f"{here}: missing 'name'")
+        name = _check_name(entry["name"], f"{here}.name")
+        if name in seen:
+            raise ConfigError(f"{here}.name: duplicate problem name {name!r} (also {_item(where, seen[name])})")
+        seen[name] = i
+        out.append(ProblemSpec(name=name, set=_check_set(entry.get("set"), f"{here}.set", "problem"), where=here))
+    return tuple(out)
+
+
+def _samplers(entries: Any, where: str) -> tuple[SamplerSpec, ...]:
+    from llc.samplers import REGISTRY
+
+    entries = _check_list(entries, where)
+    raw = []
+    for i, entry in enumerate(entries):
+        here = _item(where, i)
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"{here}: expected an object with keys sampler, name, set; got {entry!r}")
+        _check_keys(entry, SAMPLER_ENTRY_KEYS, here)
+        if "sampler" not in entry:
+            raise ConfigError(f"{here}: missing 'sampler' (one of {', '.join(REGISTRY)})")
+        sampler = entry["sampler"]
+        if sampler not in SAMPLERS:
+            raise ConfigError(f"{here}.sampler: {sampler!r} is not a sampler; choose one of {', '.join(SAMPLERS)}")
+        if sampler not in REGISTRY:
+            raise ConfigError(f"{here}.sampler: {sampler!r} is not implemented yet; available: {', '.join(REGISTRY)}")
+        label = _check_name(entry["name"], f"{here}.name") if "name" in entry else None
+        raw.append((i, here, sampler, label, _check_set(entry.get("set"), f"{here}.set", "sampler")))
+
+    # Unnamed entries are labelled by their sampler; a sampler listed several times
+    # without names gets -1, -2, ... in list order.
+    counts: dict[str, int] = {}
+    for _, _, sampler, label, _ in raw:
+        if label is None:
+            counts[sampler] = counts.get(sampler, 0) + 1
+    numbering: dict[str, int] = {}
+    seen: dict[str, int] = {}
+    out = []
+    for i, here, sampler, label, settings in raw:
+        if label is None:
+            if counts[sampler] > 1:
+                numbering[sampler] = numbering.get(sampler, 0) + 1
+                label = f"{sampler}-{numbering[sampler]}"
+            else:
+                label = sampler
+        if label in seen:
+            raise ConfigError(
+                f"{here}: duplicate sampler label {label!r} (also {_item(where, seen[label])}); give each entry a distinct `name`"
+            )
+        seen[label] = i
+        out.append(SamplerSpec(label=label, sampler=sampler, set=settings, where=here))
+    return tuple(out)
+
+
+def _seeds(value: Any, where: str) -> tuple[int, ...]:
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: expected a list of seeds or a count, got {value!r}")
+    if isinstance(value, int):
+        if value < 1:
+            raise ConfigError(f"{where}: a seed count must be >= 1, got {value}")
+        return tuple(range(value))
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: expected a list of seeds (e.g. [0, 1, 2]) or a count (e.g. 3), got {value!r}")
+    if not value:
+        raise ConfigError(f"{where}: empty list of seeds")
+    seen: set[int] = set()
+    for i, s in enumerate(value):
+        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+            raise ConfigError(f"{where}[{i}]: expected a non-negative integer seed, got {s!r}")
+        if s in seen:
+            raise ConfigError(f"{where}[{i}]: duplicate seed {s}")
+        seen.add(s)
+    return tuple(value)
+
+
+# ---------------------------------------------------------------- building a study
+
+
+def build_study(
+    data: Mapping[str, Any] | None = None,
+    source: str = "<options>",
+    *,
+    preset: str | None = None,
+    overrides: Sequence[str] = (),
+    problem_grid: list[Any] | None = None,
+    problem_grid_source: str = "--problem-grid:",
+    sampler_grid: list[Any] | None = None,
+    sampler_grid_source: str = "--sampler-grid:",
+    seeds: Sequence[int] | None = None,
+    n_seeds: int | None = None,
+) -> Study:
+    """Validate a study file's contents and the command-line options into a `Study`.
+
+    Options win over the file: `--problem-grid` / `--sampler-grid` replace its lists,
+    `--seeds` / `--n-seeds` its seeds, `--preset` its base preset, and `--set` is applied
+    on top of its `base.set`.
+    """
+    data = dict(data or {})
+    prefix = f"{source}: " if data else ""
+    _check_keys(data, STUDY_KEYS, source)
+    notes = []
+
+    base = data.get("base") or {}
+    if not isinstance(base, Mapping):
+        raise ConfigError(f"{prefix}base: expected a mapping with keys preset, set")
+    _check_keys(base, BASE_KEYS, f"{prefix}base")
+    preset_name = preset if preset is not None else base.get("preset", "quick")
+    if not isinstance(preset_name, str) or preset_name not in PRESETS:
+        where = "--preset" if preset is not None else f"{prefix}base.preset"
+        raise ConfigError(f"{where}: {preset_name!r} is not a preset; choose one of {', '.join(PRESETS)}")
+    base_set = _check_set(base.get("set"), f"{prefix}base.set", "base")
+    for item in overrides:
+        key, value = parse_override(item)
+        base_set.update(_check_set({key: value}, f"--set {item}", "base"))
+
+    if problem_grid is not None:
+        problems = _problems(problem_grid, problem_grid_source)
+    elif "problems" in data:
+        problems = _problems(data["problems"], f"{prefix}problems")
+    else:
+        problems = (ProblemSpec(name="base", set={}, where="base"),)
+        notes.append("no problems given: one problem named 'base' (the base configuration)")
+
+    if sampler_grid is not None:
+        samplers = _samplers(sampler_grid, sampler_grid_source)
+    elif "samplers" in data:
+        samplers = _samplers(data["samplers"], f"{prefix}samplers")
+    else:
+        samplers = _samplers([{"sampler": "sgld"}], "default samplers")
+        notes.append("no samplers given: sgld with its preset settings")
+
+    if seeds is not None and n_seeds is not None:
+        raise ConfigError("--seeds and --n-seeds are mutually exclusive; give one")
+    if seeds is not None:
+        seed_list = _seeds(list(seeds), "--seeds")
+    elif n_seeds is not None:
+        seed_list = _seeds(n_seeds, "--n-seeds")
+    elif "seeds" in data:
+        seed_list = _seeds(data["seeds"], f"{prefix}seeds")
+    else:
+        seed_list = (0,)
+
+    return Study(
+        preset=preset_name,
+        base=base_set,
+        problems=problems,
+        samplers=samplers,
+        seeds=seed_list,
+        source=source,
+        base_where=f"{prefix}base",
+        notes=tuple(notes),
+    )
