@@ -21,6 +21,9 @@ Jacobian is a constant. Step sizes and mass matrices are reported in w units
 (`inverse_mass_matrix` ~ posterior variances of w), and `sampler.step_size` is
 the initial leapfrog step in w units with the identity mass matrix.
 
+HMC sampling jitters the step size by ±20% per transition (HMC_STEP_JITTER); see
+docs/samplers.md for why.
+
 Cost (measured, docs/blackjax.md): warm-up gradients = 1 (the initial
 `value_and_grad`) + Σ num_integration_steps over the adaptation steps; each
 sampling step costs `info.num_integration_steps` gradients (L for HMC). The
@@ -29,6 +32,7 @@ loss is recovered from the state's log-density (no extra data pass).
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import blackjax
@@ -41,6 +45,12 @@ from llc.posterior import Posterior
 from llc.samplers.base import Sampler
 
 DEFAULT_TARGET_ACCEPT = 0.8
+# HMC only: each sampling transition uses step size ε·U(1 - J, 1 + J) around the adapted ε (Neal
+# 2011, §5.4.4). With a fixed number of leapfrog steps and a fixed ε, near-Gaussian directions whose
+# trajectory angle ω·L·ε sits near a multiple of π barely change their energy from one draw to the
+# next, and the loss trace (hence λ̂) mixes erratically. The jitter keeps detailed balance (it is
+# drawn independently of the state) and leaves the cost at exactly L gradients per draw.
+HMC_STEP_JITTER = 0.2
 
 
 def coordinate_scale(posterior: Posterior) -> float:
@@ -50,6 +60,27 @@ def coordinate_scale(posterior: Posterior) -> float:
 
 def _f64(x) -> jax.Array:
     return jnp.asarray(x, jnp.float64)
+
+
+def blackjax_precision(dtype) -> contextlib.AbstractContextManager:
+    """Context in which BlackJAX code is traced at the chain's precision.
+
+    `llc` enables x64 process-wide, but BlackJAX 1.7.1 is only float32-safe with x64 *off*:
+    its NUTS proposals, dual averaging and Welford state mix Python/NumPy float64 constants
+    into float32 carries and fail on mismatched scan/cond types. For float32 chains the
+    BlackJAX calls are therefore traced under `jax.enable_x64(False)`, so every log-density,
+    gradient, integrator step and adaptation update runs in float32, as BlackJAX intends.
+    Work counts (float64) are computed outside this context.
+    """
+    return jax.enable_x64(False) if jnp.dtype(dtype) == jnp.float32 else contextlib.nullcontext()
+
+
+def mass_matrix_summary(imm: jax.Array) -> dict[str, jax.Array]:
+    return {
+        "inverse_mass_matrix_min": jnp.min(imm),
+        "inverse_mass_matrix_max": jnp.max(imm),
+        "inverse_mass_matrix_mean": jnp.mean(imm),
+    }
 
 
 def build_window_adapted(posterior: Posterior, cfg: SamplerConfig, kind: str) -> Sampler:
@@ -82,60 +113,56 @@ def build_window_adapted(posterior: Posterior, cfg: SamplerConfig, kind: str) ->
     def warmup(key, u, num_steps: int):
         # Initial metric = identity in w units, i.e. 1/s² in u units; so the initial
         # step size means the same as an HMC step on w with the identity metric.
-        imm0 = jnp.full((dim,), 1.0 / s**2, dtype)
-        step0 = jnp.asarray(cfg.step_size, dtype)
-        if num_steps == 0:
-            state = algorithm.init(u, logdensity_u)
-            step_size, imm = step0, imm0
-            grads = _f64(1.0)
-            accept = jnp.full((), jnp.nan, dtype)
-        else:
-            adaptation = blackjax.window_adaptation(
-                algorithm,
-                logdensity_u,
-                is_mass_matrix_diagonal=True,
-                initial_inverse_mass_matrix=imm0,
-                initial_step_size=step0,
-                target_acceptance_rate=target_accept,
-                adaptation_info_fn=get_filter_adapt_info_fn(info_keys={"num_integration_steps", "acceptance_rate"}),
-                **extra,
-            )
-            (state, params), info = adaptation.run(key, u, num_steps=num_steps)
-            step_size = params["step_size"].astype(dtype)
-            imm = params["inverse_mass_matrix"].astype(dtype)
-            grads = 1.0 + jnp.sum(info.info.num_integration_steps.astype(jnp.float64))
-            accept = jnp.mean(info.info.acceptance_rate)
-        imm_w = imm * s**2
-        warm_info = {
-            "fde": grads,
-            "grad_evals": grads,
-            "step_size": step_size,
-            "inverse_mass_matrix_min": jnp.min(imm_w),
-            "inverse_mass_matrix_max": jnp.max(imm_w),
-            "inverse_mass_matrix_mean": jnp.mean(imm_w),
-            "warmup_acceptance_rate": accept,
-        }
+        with blackjax_precision(dtype):
+            imm0 = jnp.full((dim,), 1.0 / s**2, dtype)
+            step0 = jnp.asarray(cfg.step_size, dtype)
+            if num_steps == 0:
+                state = algorithm.init(u, logdensity_u)
+                step_size, imm = step0, imm0
+                n_steps = jnp.zeros((0,), jnp.int32)
+                accept = jnp.full((), jnp.nan, dtype)
+            else:
+                adaptation = blackjax.window_adaptation(
+                    algorithm,
+                    logdensity_u,
+                    is_mass_matrix_diagonal=True,
+                    initial_inverse_mass_matrix=imm0,
+                    initial_step_size=step0,
+                    target_acceptance_rate=target_accept,
+                    adaptation_info_fn=get_filter_adapt_info_fn(info_keys={"num_integration_steps", "acceptance_rate"}),
+                    **extra,
+                )
+                (state, params), info = adaptation.run(key, u, num_steps=num_steps)
+                step_size = params["step_size"].astype(dtype)
+                imm = params["inverse_mass_matrix"].astype(dtype)
+                n_steps = info.info.num_integration_steps
+                accept = jnp.mean(info.info.acceptance_rate)
+            imm_w = imm * jnp.asarray(s**2, dtype)
+            summary = {"step_size": step_size, "warmup_acceptance_rate": accept, **mass_matrix_summary(imm_w)}
+        grads = 1.0 + jnp.sum(n_steps.astype(jnp.float64))  # BlackJAX's initial value_and_grad + the steps
+        warm_info = {"fde": grads, "grad_evals": grads, **summary}
         return state, {"step_size": step_size, "inverse_mass_matrix": imm}, warm_info
 
     def step(key, state, params):
-        if kind == "hmc":
-            new, info = kernel(key, state, logdensity_u, params["step_size"], params["inverse_mass_matrix"],
-                               n_leapfrog)
-        else:
-            new, info = kernel(key, state, logdensity_u, params["step_size"], params["inverse_mass_matrix"])
+        with blackjax_precision(dtype):
+            if kind == "hmc":
+                k_jitter, key = jax.random.split(key)
+                jitter = jax.random.uniform(k_jitter, (), dtype, 1.0 - HMC_STEP_JITTER, 1.0 + HMC_STEP_JITTER)
+                new, info = kernel(key, state, logdensity_u, params["step_size"] * jitter,
+                                   params["inverse_mass_matrix"], n_leapfrog)
+            else:
+                new, info = kernel(key, state, logdensity_u, params["step_size"], params["inverse_mass_matrix"])
+            record = {
+                "loss": posterior.loss_from_logdensity(to_w(new.position), new.logdensity),
+                "acceptance_rate": info.acceptance_rate,
+                "diverging": info.is_divergent,
+            }
+            if kind == "nuts":
+                record["num_integration_steps"] = info.num_integration_steps
+                record["tree_depth"] = info.num_trajectory_expansions
+                record["energy"] = info.energy
         n_grads = _f64(info.num_integration_steps)
-        record = {
-            "loss": posterior.loss_from_logdensity(to_w(new.position), new.logdensity),
-            "fde": n_grads,
-            "grad_evals": n_grads,
-            "acceptance_rate": info.acceptance_rate,
-            "diverging": info.is_divergent,
-        }
-        if kind == "nuts":
-            record["num_integration_steps"] = info.num_integration_steps
-            record["tree_depth"] = info.num_trajectory_expansions
-            record["energy"] = info.energy
-        return new, record
+        return new, {**record, "fde": n_grads, "grad_evals": n_grads}
 
     return Sampler(init=init, warmup=warmup, step=step, position=lambda state: to_w(state.position))
 

@@ -14,15 +14,21 @@ mass matrix) + 0.3W (L from the autocorrelation) ≈ W integrator steps.
 Tuning starts from step size `sampler.step_size`, L = 4 × step size (BlackJAX's
 default ratio) and the identity mass matrix.
 
-Cost: warm-up gradients = 1 (init) + 2 × (tuning integrator steps returned by the
-tuner); sampling = 2 per step. The loss is recovered from the step's
+Cost: warm-up gradients = 1 (init) + 2 × (tuning integrator steps); sampling = 2 per
+step. The tuning steps are counted from the tuner's schedule (`tuning_integrator_steps`):
+the count BlackJAX returns is one step short when round(0.3W) % 3 == 2. The loss is recovered from the step's
 log-density. `energy_change` is recorded per draw.
 
 Blow-ups. BlackJAX's kernel silently reverts a step that produced NaN/Inf and
-redraws the momentum. Here such a step turns the chain's state into NaN (it
-stays NaN), so the estimator flags and excludes that chain instead of averaging
-a chain that was quietly held in place. (During tuning, BlackJAX's own handling
-applies: it shrinks the step size.)
+redraws the momentum, and an isokinetic step (unit-norm velocity) cannot
+overflow however large the step size is, it only becomes wildly inaccurate.
+Here a *divergent* step, one that produced NaN/Inf or whose energy error
+exceeds DIVERGENCE_THRESHOLD = 1000 (BlackJAX's HMC divergence threshold; a
+tuned step has |ΔE| ≈ sqrt(d · desired_energy_var)), turns the chain's state
+into NaN and it stays NaN, so the estimator flags and excludes that chain
+instead of averaging a chain that was quietly held in place or thrown around.
+Each draw records `diverging`. (During tuning, BlackJAX's own handling applies:
+it shrinks the step size.)
 """
 
 from __future__ import annotations
@@ -35,9 +41,23 @@ from blackjax.adaptation.mclmc_adaptation import MCLMCAdaptationState
 from llc.config import SamplerConfig
 from llc.posterior import Posterior
 from llc.samplers.base import Sampler
+from llc.samplers.hmc import blackjax_precision, mass_matrix_summary
 
 TUNE_FRACTION = 0.3  # each of BlackJAX's three tuning phases, as a fraction of sampler.warmup
 DEFAULT_ENERGY_VAR = 5e-4
+DIVERGENCE_THRESHOLD = 1000.0
+
+
+def tuning_integrator_steps(num_steps: int, frac: float = TUNE_FRACTION) -> int:
+    """Integrator steps `mclmc_find_L_and_step_size(num_steps, frac, frac, frac, diagonal_preconditioning=True)` runs.
+
+    Counted from the tuner's code rather than taken from its return value, which adds
+    `n2 // 3` for the post-metric re-tuning while the tuner runs `round(n2 / 3)` steps
+    (one step per chain short whenever n2 % 3 == 2; measured with a host-callback counter).
+    """
+    n1 = n2 = n3 = round(num_steps * frac)
+    extra = round(n2 / 3) if n2 > 1 else 0
+    return n1 + n2 + extra + (n3 if n3 >= 2 else 0)
 
 
 def _f64(x) -> jax.Array:
@@ -54,14 +74,6 @@ def poison_if(bad: jax.Array, state):
     return jax.tree_util.tree_map(lambda p, x: jnp.where(bad, p, x), poisoned, state)
 
 
-def mass_matrix_summary(imm: jax.Array) -> dict[str, jax.Array]:
-    return {
-        "inverse_mass_matrix_min": jnp.min(imm),
-        "inverse_mass_matrix_max": jnp.max(imm),
-        "inverse_mass_matrix_mean": jnp.mean(imm),
-    }
-
-
 def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
     w_star = posterior.w_star
     dtype = w_star.dtype
@@ -75,49 +87,47 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
 
     def warmup(key, position, num_steps: int):
         k_init, k_tune = jax.random.split(key)
-        state = blackjax.mcmc.mclmc.init(position, logdensity, k_init)
-        step0 = jnp.asarray(cfg.step_size, dtype)
-        params = MCLMCAdaptationState(L=4.0 * step0, step_size=step0, inverse_mass_matrix=jnp.ones((dim,), dtype))
-        n_tune = 0
-        if num_steps > 0:
-            state, params, n_tune = blackjax.mclmc_find_L_and_step_size(
-                mclmc_kernel=kernel,
-                num_steps=num_steps,
-                state=state,
-                rng_key=k_tune,
-                logdensity_fn=logdensity,
-                frac_tune1=TUNE_FRACTION,
-                frac_tune2=TUNE_FRACTION,
-                frac_tune3=TUNE_FRACTION,
-                desired_energy_var=energy_var,
-                diagonal_preconditioning=True,
-                params=params,
+        with blackjax_precision(dtype):
+            state = blackjax.mcmc.mclmc.init(position, logdensity, k_init)
+            step0 = jnp.asarray(cfg.step_size, dtype)
+            params = MCLMCAdaptationState(L=4.0 * step0, step_size=step0, inverse_mass_matrix=jnp.ones((dim,), dtype))
+            n_tune = 0
+            if num_steps > 0:
+                n_tune = tuning_integrator_steps(num_steps)
+                state, params, _ = blackjax.mclmc_find_L_and_step_size(
+                    mclmc_kernel=kernel,
+                    num_steps=num_steps,
+                    state=state,
+                    rng_key=k_tune,
+                    logdensity_fn=logdensity,
+                    frac_tune1=TUNE_FRACTION,
+                    frac_tune2=TUNE_FRACTION,
+                    frac_tune3=TUNE_FRACTION,
+                    desired_energy_var=energy_var,
+                    diagonal_preconditioning=True,
+                    params=params,
+                )
+            params = MCLMCAdaptationState(
+                L=jnp.asarray(params.L, dtype),
+                step_size=jnp.asarray(params.step_size, dtype),
+                inverse_mass_matrix=jnp.asarray(params.inverse_mass_matrix, dtype),
             )
-        params = MCLMCAdaptationState(
-            L=jnp.asarray(params.L, dtype),
-            step_size=jnp.asarray(params.step_size, dtype),
-            inverse_mass_matrix=jnp.asarray(params.inverse_mass_matrix, dtype),
-        )
-        grads = 1.0 + 2.0 * _f64(n_tune)
-        info = {
-            "fde": grads,
-            "grad_evals": grads,
-            "step_size": params.step_size,
-            "L": params.L,
-            "tuning_integrator_steps": _f64(n_tune),
-            **mass_matrix_summary(params.inverse_mass_matrix),
-        }
+            summary = {"step_size": params.step_size, "L": params.L, **mass_matrix_summary(params.inverse_mass_matrix)}
+        grads = 1.0 + 2.0 * _f64(n_tune)  # init's value_and_grad + 2 per McLachlan tuning step
+        info = {"fde": grads, "grad_evals": grads, "tuning_integrator_steps": _f64(n_tune), **summary}
         return state, params, info
 
     def step(key, state, params: MCLMCAdaptationState):
-        new, info = kernel(key, state, logdensity, params.inverse_mass_matrix, params.L, params.step_size)
-        new = poison_if(jnp.logical_not(info.nonans), new)
+        with blackjax_precision(dtype):
+            new, info = kernel(key, state, logdensity, params.inverse_mass_matrix, params.L, params.step_size)
+            diverging = jnp.logical_not(info.nonans) | (jnp.abs(info.energy_change) > DIVERGENCE_THRESHOLD)
+            new = poison_if(diverging, new)
+            record = {
+                "loss": posterior.loss_from_logdensity(new.position, new.logdensity),
+                "energy_change": jnp.where(info.nonans, info.energy_change, jnp.nan),
+                "diverging": diverging,
+            }
         two = _f64(2.0)
-        return new, {
-            "loss": posterior.loss_from_logdensity(new.position, new.logdensity),
-            "fde": two,
-            "grad_evals": two,
-            "energy_change": jnp.where(info.nonans, info.energy_change, jnp.nan),
-        }
+        return new, {**record, "fde": two, "grad_evals": two}
 
     return Sampler(init=init, warmup=warmup, step=step, position=lambda state: state.position)

@@ -31,7 +31,7 @@ from blackjax.mcmc.adjusted_mclmc_dynamic import make_random_trajectory_length_f
 from llc.config import SamplerConfig
 from llc.posterior import Posterior
 from llc.samplers.base import Sampler
-from llc.samplers.mclmc import mass_matrix_summary
+from llc.samplers.hmc import blackjax_precision, mass_matrix_summary
 
 TUNE_FRACTION = 1.0 / 3.0
 DEFAULT_TARGET_ACCEPT = 0.9
@@ -57,56 +57,51 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
 
     def warmup(key, position, num_steps: int):
         k_init, k_tune = jax.random.split(key)
-        state = blackjax.adjusted_mclmc_dynamic.init(position, logdensity, k_init)
-        step0 = jnp.asarray(cfg.step_size, dtype)
-        params = MCLMCAdaptationState(L=avg_steps * step0, step_size=step0,
-                                      inverse_mass_matrix=jnp.ones((dim,), dtype))
-        n_tune = 0
-        if num_steps > 0:
-            state, params, n_tune = blackjax.adjusted_mclmc_find_L_and_step_size(
-                mclmc_kernel=kernel,
-                logdensity_fn=logdensity,
-                num_steps=num_steps,
-                state=state,
-                rng_key=k_tune,
-                target=target,
-                frac_tune1=TUNE_FRACTION,
-                frac_tune2=TUNE_FRACTION,
-                frac_tune3=0.0,
-                diagonal_preconditioning=True,
-                params=params,
-                target_num_integration_steps=avg_steps,
+        with blackjax_precision(dtype):
+            state = blackjax.adjusted_mclmc_dynamic.init(position, logdensity, k_init)
+            step0 = jnp.asarray(cfg.step_size, dtype)
+            params = MCLMCAdaptationState(L=avg_steps * step0, step_size=step0,
+                                          inverse_mass_matrix=jnp.ones((dim,), dtype))
+            n_tune = 0
+            if num_steps > 0:
+                state, params, n_tune = blackjax.adjusted_mclmc_find_L_and_step_size(
+                    mclmc_kernel=kernel,
+                    logdensity_fn=logdensity,
+                    num_steps=num_steps,
+                    state=state,
+                    rng_key=k_tune,
+                    target=target,
+                    frac_tune1=TUNE_FRACTION,
+                    frac_tune2=TUNE_FRACTION,
+                    frac_tune3=0.0,
+                    diagonal_preconditioning=True,
+                    params=params,
+                    target_num_integration_steps=avg_steps,
+                )
+            params = MCLMCAdaptationState(
+                L=jnp.asarray(params.L, dtype),
+                step_size=jnp.asarray(params.step_size, dtype),
+                inverse_mass_matrix=jnp.asarray(params.inverse_mass_matrix, dtype),
             )
-        params = MCLMCAdaptationState(
-            L=jnp.asarray(params.L, dtype),
-            step_size=jnp.asarray(params.step_size, dtype),
-            inverse_mass_matrix=jnp.asarray(params.inverse_mass_matrix, dtype),
-        )
-        grads = 1.0 + 2.0 * _f64(n_tune)
-        info = {
-            "fde": grads,
-            "grad_evals": grads,
-            "step_size": params.step_size,
-            "L": params.L,
-            "tuning_integrator_steps": _f64(n_tune),
-            **mass_matrix_summary(params.inverse_mass_matrix),
-        }
+            summary = {"step_size": params.step_size, "L": params.L, **mass_matrix_summary(params.inverse_mass_matrix)}
+        grads = 1.0 + 2.0 * _f64(n_tune)  # init's value_and_grad + 2 per McLachlan tuning step
+        info = {"fde": grads, "grad_evals": grads, "tuning_integrator_steps": _f64(n_tune), **summary}
         return state, params, info
 
     def step(key, state, params: MCLMCAdaptationState):
-        new, info = kernel(
-            key, state, logdensity, params.step_size,
-            inverse_mass_matrix=params.inverse_mass_matrix,
-            integration_steps_params=(params.L / params.step_size,),
-        )
+        with blackjax_precision(dtype):
+            new, info = kernel(
+                key, state, logdensity, params.step_size,
+                inverse_mass_matrix=params.inverse_mass_matrix,
+                integration_steps_params=(params.L / params.step_size,),
+            )
+            record = {
+                "loss": posterior.loss_from_logdensity(new.position, new.logdensity),
+                "acceptance_rate": info.acceptance_rate,
+                "diverging": info.is_divergent,
+                "num_integration_steps": info.num_integration_steps,
+            }
         grads = 2.0 * _f64(info.num_integration_steps)
-        return new, {
-            "loss": posterior.loss_from_logdensity(new.position, new.logdensity),
-            "fde": grads,
-            "grad_evals": grads,
-            "acceptance_rate": info.acceptance_rate,
-            "diverging": info.is_divergent,
-            "num_integration_steps": info.num_integration_steps,
-        }
+        return new, {**record, "fde": grads, "grad_evals": grads}
 
     return Sampler(init=init, warmup=warmup, step=step, position=lambda state: state.position)

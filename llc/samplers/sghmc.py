@@ -34,6 +34,7 @@ from blackjax.sgmcmc.diffusions import sghmc as sghmc_diffusion
 from llc.config import SamplerConfig
 from llc.posterior import Posterior
 from llc.samplers.base import Sampler, scan_warmup
+from llc.samplers.hmc import blackjax_precision
 
 
 class SGHMCState(NamedTuple):
@@ -56,8 +57,10 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
             position, momentum = carry
             k_batch, k_noise = jax.random.split(k)
             loss, grad = posterior.batch_grad(position, k_batch)
-            position, momentum = integrator(k_noise, position, momentum, grad.astype(position.dtype), eps)
-            return (position, momentum), loss
+            dtype = position.dtype
+            with blackjax_precision(dtype):
+                position, momentum = integrator(k_noise, position, momentum, grad.astype(dtype), eps)
+            return (position.astype(dtype), momentum.astype(dtype)), loss
 
         (position, momentum), losses = jax.lax.scan(one, tuple(state), jax.random.split(key, n_int))
         info = {"loss": jnp.mean(losses), **{k: jnp.asarray(v, jnp.float64) for k, v in work.items()}}
