@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import arviz as az
 import numpy as np
 import xarray as xr
+from arviz_base import from_dict
 
 from llc.samplers import ChainRun
 
@@ -27,7 +27,7 @@ def build_trace(chains: ChainRun, nbeta: float, L0: float, valid: np.ndarray, at
     stats = {k: np.asarray(v) for k, v in chains.diagnostics.items()}
     stats["chain_valid"] = np.broadcast_to(valid[:, None], chains.loss.shape).copy()
     flat_attrs = {k: (json.dumps(v) if isinstance(v, dict | list | bool) or v is None else v) for k, v in attrs.items()}
-    tree = az.from_dict(
+    tree = from_dict(
         {"posterior": posterior, "sample_stats": stats},
         dims={"theta": ["projection"]},
         attrs={"posterior": flat_attrs},

@@ -115,7 +115,9 @@ def run_chains(
         record["theta"] = (pos - w_star) @ projections.T
         return (states, params), record
 
-    def chunk(states, params, key, size):
+    def chunk(states, params, index, size):
+        # The chunk key is derived inside the compiled function: no host-side dispatch per chunk.
+        key = jax.random.fold_in(k_sample, index)
         keys = jax.random.split(key, size * thinning * n_chains).reshape(size, thinning, n_chains, -1)
         (states, _), records = jax.lax.scan(one_draw, (states, params), keys)
         return states, records
@@ -138,24 +140,34 @@ def run_chains(
         on_progress("warmup", cfg.warmup, cfg.warmup)
 
     compiled: dict[int, Any] = {}
+    index0 = jnp.asarray(0, jnp.uint32)
     t0 = time.perf_counter()
     for length in {size, remainder} - {0}:
-        compiled[length] = jax.jit(chunk, static_argnums=3).lower(states, params, k_sample, length).compile()
+        compiled[length] = jax.jit(chunk, static_argnums=3).lower(states, params, index0, length).compile()
     compile_s += time.perf_counter() - t0
 
     pieces = []
-    sampling_s = 0.0
     done = 0
     lengths = [size] * n_chunks + ([remainder] if remainder else [])
-    for i, length in enumerate(lengths):
-        t0 = time.perf_counter()
-        states, records = compiled[length](states, params, jax.random.fold_in(k_sample, i))
-        records = jax.device_get(records)
-        sampling_s += time.perf_counter() - t0
-        pieces.append(records)
+    pending = None
+
+    def collect(records, length):
+        nonlocal done
+        pieces.append(jax.device_get(records))
         done += length
         if on_progress:
             on_progress("sampling", done * thinning, n_draws * thinning)
+
+    # Pipelined: chunk i+1 is dispatched before chunk i's records are copied to the host,
+    # so the accelerator never waits for the host between chunks.
+    t0 = time.perf_counter()
+    for i, length in enumerate(lengths):
+        states, records = compiled[length](states, params, jnp.asarray(i, jnp.uint32))
+        if pending is not None:
+            collect(*pending)
+        pending = (records, length)
+    collect(*pending)
+    sampling_s = time.perf_counter() - t0
 
     # (D, C, ...) -> (C, D, ...)
     traces = {k: np.swapaxes(np.concatenate([p[k] for p in pieces]), 0, 1) for k in pieces[0]}
