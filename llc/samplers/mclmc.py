@@ -64,6 +64,20 @@ def _f64(x) -> jax.Array:
     return jnp.asarray(x, jnp.float64)
 
 
+def tuned(state, params: MCLMCAdaptationState, n_tune, dtype) -> tuple:
+    """Warm-up result shared by both MCLMC tuners: params in the chain's dtype, and the work and
+    adapted values to report (init's value_and_grad + 2 gradients per McLachlan tuning step)."""
+    params = MCLMCAdaptationState(
+        L=jnp.asarray(params.L, dtype),
+        step_size=jnp.asarray(params.step_size, dtype),
+        inverse_mass_matrix=jnp.asarray(params.inverse_mass_matrix, dtype),
+    )
+    summary = {"step_size": params.step_size, "L": params.L, **mass_matrix_summary(params.inverse_mass_matrix)}
+    grads = 1.0 + 2.0 * _f64(n_tune)
+    info = {"fde": grads, "grad_evals": grads, "tuning_integrator_steps": _f64(n_tune), **summary}
+    return state, params, info
+
+
 def nan_like(tree):
     return jax.tree_util.tree_map(lambda x: jnp.full_like(x, jnp.nan) if jnp.issubdtype(x.dtype, jnp.inexact) else x, tree)
 
@@ -107,15 +121,7 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
                     diagonal_preconditioning=True,
                     params=params,
                 )
-            params = MCLMCAdaptationState(
-                L=jnp.asarray(params.L, dtype),
-                step_size=jnp.asarray(params.step_size, dtype),
-                inverse_mass_matrix=jnp.asarray(params.inverse_mass_matrix, dtype),
-            )
-            summary = {"step_size": params.step_size, "L": params.L, **mass_matrix_summary(params.inverse_mass_matrix)}
-        grads = 1.0 + 2.0 * _f64(n_tune)  # init's value_and_grad + 2 per McLachlan tuning step
-        info = {"fde": grads, "grad_evals": grads, "tuning_integrator_steps": _f64(n_tune), **summary}
-        return state, params, info
+        return tuned(state, params, n_tune, dtype)
 
     def step(key, state, params: MCLMCAdaptationState):
         with blackjax_precision(dtype):

@@ -31,15 +31,13 @@ from blackjax.mcmc.adjusted_mclmc_dynamic import make_random_trajectory_length_f
 from llc.config import SamplerConfig
 from llc.posterior import Posterior
 from llc.samplers.base import Sampler
-from llc.samplers.hmc import blackjax_precision, mass_matrix_summary
+from llc.samplers.hmc import blackjax_precision
+from llc.samplers.mclmc import _f64, tuned
 
 TUNE_FRACTION = 1.0 / 3.0
 DEFAULT_TARGET_ACCEPT = 0.9
 DEFAULT_NUM_STEPS = 2
 
-
-def _f64(x) -> jax.Array:
-    return jnp.asarray(x, jnp.float64)
 
 
 def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
@@ -78,15 +76,7 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
                     params=params,
                     target_num_integration_steps=avg_steps,
                 )
-            params = MCLMCAdaptationState(
-                L=jnp.asarray(params.L, dtype),
-                step_size=jnp.asarray(params.step_size, dtype),
-                inverse_mass_matrix=jnp.asarray(params.inverse_mass_matrix, dtype),
-            )
-            summary = {"step_size": params.step_size, "L": params.L, **mass_matrix_summary(params.inverse_mass_matrix)}
-        grads = 1.0 + 2.0 * _f64(n_tune)  # init's value_and_grad + 2 per McLachlan tuning step
-        info = {"fde": grads, "grad_evals": grads, "tuning_integrator_steps": _f64(n_tune), **summary}
-        return state, params, info
+        return tuned(state, params, n_tune, dtype)
 
     def step(key, state, params: MCLMCAdaptationState):
         with blackjax_precision(dtype):
