@@ -52,17 +52,24 @@ def parse_override(item: str) -> tuple[str, Any]:
     return key, parse_scalar(raw.strip())
 
 
+def safe_load_file(path: Path, where: str, missing: str) -> Any:
+    """`yaml.safe_load` a file; errors say `where` (plus line and column) or `missing`."""
+    if not path.is_file():
+        raise ConfigError(missing)
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{where}: malformed YAML{at}: {getattr(exc, 'problem', None) or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: not a text (UTF-8) file") from None
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML configuration file (nested sections and/or dotted keys, optional `preset`)."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"--config: file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"--config {path}: malformed YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    data = safe_load_file(path, f"--config {path}", f"--config: file not found: {path}")
     if data is None:
         return {}
     if not isinstance(data, dict):

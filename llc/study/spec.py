@@ -15,10 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from llc.config import PRESETS, parse_override
-from llc.config.resolve import flatten, validate_key_value
+from llc.config.resolve import flatten, safe_load_file, validate_key_value
 from llc.config.schema import SAMPLERS
 from llc.errors import ConfigError
 
@@ -65,16 +63,7 @@ class Study:
 def load_study_file(path: str | Path) -> dict[str, Any]:
     """Read a study YAML file (safe_load only); errors name the file and line."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"study file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}: malformed YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a text (UTF-8) file") from None
+    data = safe_load_file(path, str(path), f"study file not found: {path}")
     if data is None:
         return {}
     if not isinstance(data, dict):
