@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from llc.config import resolve_config
-from llc.errors import ConfigError, LLCError
+from llc.errors import ConfigError
 from llc.runs import run_job
 from llc.runs.io import write_text_atomic
 
@@ -159,5 +159,5 @@ def check_samplers(names: Sequence[str], available: Sequence[str]) -> list[str]:
     if unknown:
         raise ConfigError(f"--samplers: unknown {', '.join(unknown)}; available: {', '.join(available)}")
     if not names:
-        raise LLCError("--samplers: empty list")
+        raise ConfigError(f"--samplers: empty list; choose from {', '.join(available)}")
     return list(names)
