@@ -99,5 +99,6 @@ def test_print_config_is_resolved_yaml(cli, tmp_path):
     assert proc.returncode == 0, proc.stderr
     data = yaml.safe_load(proc.stdout)
     assert data["target"]["hidden"] == resolve_config("full").target.hidden
-    assert data["sampler"]["step_size"] == resolve_config("full").sampler.step_size
+    assert data["sampler"]["step_scale"] == resolve_config("full").sampler.step_scale == 0.1
+    assert data["sampler"]["step_size"] is None  # SGLD's step size is curvature-scaled at run time
     assert not tmp_path.joinpath("runs").exists()

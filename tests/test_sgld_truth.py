@@ -49,3 +49,64 @@ def test_minibatch_loss_baseline_is_full_data_loss(tmp_path):
     direct = float(jnp.mean(jnp.sum(r * r, axis=-1)) / (2 * cfg.data.noise_scale**2))
     assert post.L0 == pytest.approx(direct, rel=1e-12)
     assert post.nbeta == pytest.approx(cfg.data.n / jnp.log(cfg.data.n))
+
+
+# ---------------------------------------------------------------- curvature-scaled step sizes
+
+
+def test_max_curvature_is_the_top_eigenvalue_of_the_posterior_hessian(tmp_path):
+    """Quadratic: λ_max(nβA + γI) = nβ·max(eig A) + γ exactly; eig A are log-spaced with max 1."""
+    import jax
+
+    from llc.posterior import build_posterior
+    from llc.samplers.curvature import max_curvature
+    from llc.targets import build_target
+
+    cfg = resolve_config("quick", ["target.kind=quadratic", "target.dim=12", "target.curvature_ratio=50"])
+    post = build_posterior(cfg, build_target(cfg, tmp_path))
+    got = float(max_curvature(post, post.w_star, jax.random.key(0)))
+    assert got == pytest.approx(post.nbeta * 1.0 + post.gamma, rel=1e-3)
+
+
+def test_step_scale_resolution():
+    preset = resolve_config("full")
+    assert (preset.sampler.step_scale, preset.sampler.step_size) == (0.1, None)
+    explicit = resolve_config("full", ["sampler.step_size=1e-7"])
+    assert (explicit.sampler.step_scale, explicit.sampler.step_size) == (None, 1e-7)
+    assert resolve_config("full", ["sampler.step_scale=0.05"]).sampler.step_scale == 0.05
+    with pytest.raises(Exception, match="sampler.step_scale cannot be combined with sampler.step_size"):
+        resolve_config("full", ["sampler.step_size=1e-7", "sampler.step_scale=0.05"])
+    with pytest.raises(Exception, match="sampler.step_scale"):
+        resolve_config("full", ["sampler.step_scale=0.05"], sampler="hmc")  # not an HMC key
+
+
+def test_step_size_cap_bounds_minibatch_heating(tmp_path):
+    """h·nβ·λ_max/(2b) ≤ HEATING_CAP/2 with minibatches; no cap without minibatch noise."""
+    from llc.posterior import build_posterior
+    from llc.samplers.curvature import HEATING_CAP, scaled_step_size
+    from llc.targets import build_target
+
+    cfg = resolve_config("quick", ["data.n=5000", "sampler.batch_size=64"])
+    post = build_posterior(cfg, build_target(cfg, tmp_path))
+    lam_max = 1e5
+    h = float(scaled_step_size(post, 0.1, lam_max))
+    assert h * post.nbeta * lam_max / (2 * 64) == pytest.approx(HEATING_CAP / 2)
+    quad = resolve_config("quick", ["target.kind=quadratic"])
+    qpost = build_posterior(quad, build_target(quad, tmp_path))
+    assert float(scaled_step_size(qpost, 0.1, lam_max)) == pytest.approx(0.1 / lam_max)
+
+
+@pytest.mark.parametrize("sampler", ["sgld", "sghmc"])
+def test_preset_step_scale_on_validation_quadratic(sampler, tmp_path):
+    """Full-preset defaults (no per-case tuning) on the 1:1000 quadratic: within 3% of the exact value."""
+    cfg = resolve_config("full", ["target.kind=quadratic", "target.dim=20", "target.curvature_ratio=1000"],
+                         sampler=sampler)
+    m = run_job(cfg, tmp_path).metrics
+    assert m["llc_mean"] == pytest.approx(m["lambda_true"], rel=0.03)
+    assert m["rhat"] < 1.01
+    # warm-up work = the power iteration (counted as 2 full-data gradients per Hessian-vector product)
+    # + one full-batch gradient per warm-up step (a quadratic has no minibatches), for every chain
+    from llc.samplers.curvature import HVP_FDE, POWER_ITERATIONS
+
+    s = cfg.sampler
+    assert m["work"]["fde_warmup"] == s.chains * (POWER_ITERATIONS * HVP_FDE + s.warmup)

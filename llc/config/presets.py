@@ -12,8 +12,8 @@ from typing import Any
 # Which sampler-specific keys apply to which sampler. Common keys apply to all.
 COMMON_SAMPLER_KEYS = frozenset({"name", "chains", "steps", "warmup", "step_size", "thinning", "init_jitter"})
 SAMPLER_KEYS: dict[str, frozenset[str]] = {
-    "sgld": frozenset({"batch_size", "loss_trace", "precond", "precond_decay", "precond_eps"}),
-    "sghmc": frozenset({"batch_size", "loss_trace", "friction", "num_integration_steps"}),
+    "sgld": frozenset({"step_scale", "batch_size", "loss_trace", "precond", "precond_decay", "precond_eps"}),
+    "sghmc": frozenset({"step_scale", "batch_size", "loss_trace", "friction", "num_integration_steps"}),
     "hmc": frozenset({"num_integration_steps", "target_accept"}),
     "nuts": frozenset({"target_accept"}),
     "mclmc": frozenset({"desired_energy_var"}),
@@ -29,9 +29,9 @@ PRESETS: dict[str, dict[str, Any]] = {
             "sampler": {"chains": 4, "steps": 4000, "warmup": 400},
         },
         "samplers": {
-            "sgld": {"step_size": 1e-6, "batch_size": 256, "loss_trace": "batch", "precond": "none",
+            "sgld": {"step_scale": 0.1, "batch_size": 256, "loss_trace": "batch", "precond": "none",
                      "precond_decay": 0.99, "precond_eps": 1e-8},
-            "sghmc": {"step_size": 3e-4, "batch_size": 256, "loss_trace": "batch", "friction": 300.0,
+            "sghmc": {"step_scale": 0.1, "batch_size": 256, "loss_trace": "batch",
                       "num_integration_steps": 1, "steps": 20000, "warmup": 10000},
             "hmc": {"step_size": 1e-3, "steps": 500, "warmup": 300, "num_integration_steps": 20,
                     "target_accept": 0.8},
@@ -52,9 +52,9 @@ PRESETS: dict[str, dict[str, Any]] = {
             "sampler": {"chains": 4, "steps": 16000, "warmup": 1000},
         },
         "samplers": {
-            "sgld": {"step_size": 1e-7, "batch_size": 256, "loss_trace": "batch", "precond": "none",
+            "sgld": {"step_scale": 0.1, "batch_size": 256, "loss_trace": "batch", "precond": "none",
                      "precond_decay": 0.99, "precond_eps": 1e-8},
-            "sghmc": {"step_size": 1e-4, "batch_size": 256, "loss_trace": "batch", "friction": 1000.0,
+            "sghmc": {"step_scale": 0.1, "batch_size": 256, "loss_trace": "batch",
                       "num_integration_steps": 1, "steps": 64000, "warmup": 32000},
             "hmc": {"step_size": 1e-4, "steps": 1000, "warmup": 1000, "num_integration_steps": 40,
                     "target_accept": 0.8},

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from llc.config.presets import COMMON_SAMPLER_KEYS, PRESETS, SAMPLER_KEYS
-from llc.config.schema import SECTIONS, Config
+from llc.config.schema import SECTIONS, Config, TargetConfig
 from llc.errors import ConfigError
 
 TOP_LEVEL_KEYS = ("seed", "precision")
@@ -328,14 +328,25 @@ def _finalize(cfg: Config, user_keys: set[str]) -> Config:
         p = replace(p, gamma=n_params / p.prior_radius**2)
     if p.gamma is None:
         raise ConfigError("posterior.gamma: set gamma (>= 0) or posterior.prior_radius")
+    if p.full_loss == "moments" and not is_linear_in_x(t):
+        raise ConfigError(
+            "posterior.full_loss: 'moments' needs a model linear in x (target.kind dln, or mlp with hidden [] or "
+            f"activation identity), got target.kind={t.kind}; allowed values here: data"
+        )
     if t.erm_tol is None:
         nbeta = d.n * p.beta0 / math.log(d.n)
         t = replace(t, erm_tol=max(p.gamma, 1.0) ** 0.5 / nbeta)
 
     # --- sampler
-    if s.step_size is None:
-        raise ConfigError(f"sampler.step_size: no default for sampler {s.name}; set a positive step size")
     uses_batches = s.name in ("sgld", "sghmc")
+    if uses_batches and "sampler.step_size" in user_keys:
+        if "sampler.step_scale" in user_keys:
+            raise ConfigError("sampler.step_scale cannot be combined with sampler.step_size; set one or the other")
+        s = replace(s, step_scale=None)  # an explicit step size replaces the preset's curvature-scaled one
+    elif uses_batches and s.step_scale is not None:
+        s = replace(s, step_size=None)
+    if s.step_size is None and not (uses_batches and s.step_scale is not None):
+        raise ConfigError(f"sampler.step_size: no default for sampler {s.name}; set a positive step size")
     if uses_batches:
         if s.batch_size is None:
             raise ConfigError("sampler.batch_size: required for SG samplers")
@@ -349,6 +360,11 @@ def _finalize(cfg: Config, user_keys: set[str]) -> Config:
     allowed = COMMON_SAMPLER_KEYS | SAMPLER_KEYS[s.name]
     s = replace(s, **{f.name: None for f in dataclasses.fields(s) if f.name not in allowed})
     return Config(target=t, data=d, posterior=p, sampler=s, seed=cfg.seed, precision=cfg.precision)
+
+
+def is_linear_in_x(t: TargetConfig) -> bool:
+    """True when f_w(x) = x M(w) + c(w): the full-data loss then has a closed form in the data's moments."""
+    return t.kind == "dln" or (t.kind == "mlp" and (not t.hidden or t.activation == "identity"))
 
 
 def config_to_dict(cfg: Config) -> dict[str, Any]:

@@ -21,6 +21,7 @@ PRECISIONS = ("float32", "float64")
 SAMPLERS = ("sgld", "sghmc", "hmc", "nuts", "mclmc", "mclmc_adjusted")
 PRECONDS = ("none", "rmsprop", "adam")
 LOSS_TRACES = ("batch", "full")
+FULL_LOSSES = ("data", "moments")
 
 
 def opt(default: Any, help: str, **constraints: Any) -> Any:
@@ -70,6 +71,13 @@ class PosteriorConfig:
     loss: str = opt(
         "gaussian", "Per-sample loss: gaussian = ||y-f||^2/(2 sigma^2); mse = ||y-f||^2 (devinterp's convention).", choices=LOSSES
     )
+    full_loss: str = opt(
+        "data",
+        "How the full-data loss L_n is evaluated: data = a pass over all n rows (what a real network costs); "
+        "moments = exact closed form from the data's second moments, for models linear in x (dln, or mlp with "
+        "hidden [] or activation identity): its cost does not grow with n.",
+        choices=FULL_LOSSES,
+    )
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,14 @@ class SamplerConfig:
     steps: int = opt(2000, "Sampling steps per chain after warm-up.", gt=0)
     warmup: int = opt(200, "Warm-up / adaptation steps per chain (discarded).", min=0)
     step_size: float | None = opt(None, "Step size h (SGLD: w += h*grad + sqrt(2h)*xi). Default per sampler and preset.", gt=0)
+    step_scale: float | None = opt(
+        None,
+        "sgld, sghmc: step size relative to the posterior's stiffest curvature at the chain's start, used when "
+        "step_size is not set: h = min(step_scale, 0.1 b / (n beta)) / lambda_max(n beta Hessian + gamma) "
+        "(the cap keeps minibatch-noise heating below 5%); sghmc uses eps = sqrt(h / 10) with friction 0.1 / eps "
+        "(docs/samplers.md).",
+        gt=0,
+    )
     thinning: int = opt(1, "Keep every k-th draw.", gt=0)
     init_jitter: float = opt(0.0, "Std of Gaussian jitter added to w* to start each chain.", min=0)
     batch_size: int | None = opt(None, "Minibatch size (SG samplers).", gt=0)

@@ -19,6 +19,11 @@ The kernel loop is ours, not `blackjax.sghmc.step`, for two reasons:
     Here the momentum is part of the chain state and persists across steps (the
     friction keeps it at temperature 1); it is drawn from N(0, I) once, at the
     start of warm-up.
+Step size: `sampler.step_size` = ε as given, or, with `sampler.step_scale` (the
+presets), ε = sqrt(h / 10) with h the curvature-scaled SGLD step size
+(llc.samplers.curvature) and, unless `sampler.friction` is set, α = 0.1 / ε. Then
+αε = 0.1 (strongly damped, as minibatch noise requires) and one step moves like an
+SGLD step of size ε/α = h, with the same minibatch-noise heating bound.
 The recorded loss (`loss_trace: batch`) is the mean of the minibatch losses
 L_B(w) evaluated by the step's integration steps (one each; no extra work).
 """
@@ -35,6 +40,7 @@ from llc.config import SamplerConfig
 from llc.posterior import Posterior
 from llc.samplers.base import Sampler, scan_warmup
 from llc.samplers.hmc import blackjax_precision
+from llc.samplers.sgld import add_work, initial_step_size
 
 
 class SGHMCState(NamedTuple):
@@ -42,24 +48,27 @@ class SGHMCState(NamedTuple):
     momentum: jax.Array
 
 
+FRICTION_TIMES_STEP = 0.1  # default α·ε
+
+
 def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
-    eps = float(cfg.step_size)
-    alpha = float(cfg.friction if cfg.friction is not None else 0.1 / eps)  # presets always set it
     n_int = int(cfg.num_integration_steps or 1)
-    integrator = sghmc_diffusion(alpha=alpha, beta=0.0)
     work = {"fde": n_int * posterior.batch_fraction, "grad_evals": float(n_int)}
 
     def init(position: jax.Array) -> SGHMCState:
         return SGHMCState(position, jnp.zeros_like(position))
 
-    def step(key, state: SGHMCState, _params):
+    def step(key, state: SGHMCState, params):
+        eps, alpha = params
+
         def one(carry, k):
             position, momentum = carry
             k_batch, k_noise = jax.random.split(k)
             loss, grad = posterior.batch_grad(position, k_batch)
             dtype = position.dtype
             with blackjax_precision(dtype):
-                position, momentum = integrator(k_noise, position, momentum, grad.astype(dtype), eps)
+                integrator = sghmc_diffusion(alpha=alpha.astype(dtype), beta=0.0)
+                position, momentum = integrator(k_noise, position, momentum, grad.astype(dtype), eps.astype(dtype))
             return (position.astype(dtype), momentum.astype(dtype)), loss
 
         (position, momentum), losses = jax.lax.scan(one, tuple(state), jax.random.split(key, n_int))
@@ -67,9 +76,16 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
         return SGHMCState(position, momentum), info
 
     def warmup(key, state: SGHMCState, num_steps: int):
-        k_mom, k_run = jax.random.split(key)
+        k_mom, k_step, k_run = jax.random.split(key, 3)
+        if cfg.step_size is not None:
+            eps, tuning = initial_step_size(posterior, cfg, k_step, state.position)
+        else:
+            h, tuning = initial_step_size(posterior, cfg, k_step, state.position)
+            eps = jnp.sqrt(h * FRICTION_TIMES_STEP)
+        alpha = jnp.asarray(cfg.friction, jnp.float64) if cfg.friction is not None else FRICTION_TIMES_STEP / eps
         momentum = jax.random.normal(k_mom, state.position.shape, state.position.dtype)
-        state, info = scan_warmup(step, k_run, state._replace(momentum=momentum), None, num_steps)
-        return state, None, info
+        params = (eps, alpha)
+        state, info = scan_warmup(step, k_run, state._replace(momentum=momentum), params, num_steps)
+        return state, params, {**add_work(info, tuning), "step_size": eps, "friction": alpha}
 
     return Sampler(init=init, warmup=warmup, step=step, position=lambda s: s.position)

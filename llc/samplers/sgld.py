@@ -4,12 +4,17 @@ Plain (Welling & Teh 2011, BlackJAX convention, step size h):
     w <- w + h ĝ(w) + sqrt(2h) ξ,   ĝ = -nβ ∇L_B(w) - γ (w - w*).
 
 Preconditioned (RMSProp-style, Li et al. 2016; `adam` uses Adam's bias-corrected
-second moment): a diagonal metric G is adapted during warm-up from running
-second moments of ĝ and then frozen, so sampling uses the exact fixed-metric update
+second moment): a diagonal metric G is estimated during warm-up (plain SGLD steps)
+from running second moments of ĝ and then frozen, so sampling uses the exact fixed-metric update
     w <- w + h G ⊙ ĝ(w) + sqrt(2h G) ⊙ ξ,
 which needs no Γ correction term. G is normalised so that its smallest entry is
 1: the stiffest direction moves exactly as in plain SGLD, so a step size that is
 stable for plain SGLD is stable here, and softer directions take larger steps.
+
+Step size: `sampler.step_size` = h as given, or, when only `sampler.step_scale` is
+set (the presets), h scaled to the stiffest curvature at the chain's start
+(llc.samplers.curvature), computed per chain at the start of warm-up and, with a
+preconditioner, again for the frozen metric (largest eigenvalue of G^½ (nβ∇²L_n + γ) G^½).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import jax.numpy as jnp
 from llc.config import SamplerConfig
 from llc.posterior import Posterior
 from llc.samplers.base import Sampler, scan_warmup
+from llc.samplers.curvature import max_curvature, scaled_step_size, tuning_work
 
 
 class SGLDState(NamedTuple):
@@ -40,8 +46,23 @@ def metric_from_moment(state: SGLDState, precond: str, decay: float, eps: float)
     return inv / jnp.min(inv)
 
 
+def initial_step_size(posterior: Posterior, cfg: SamplerConfig, key: jax.Array, position: jax.Array):
+    """(h, info): the configured step size, or the curvature-scaled one (with its tuning work)."""
+    if cfg.step_size is not None:
+        zero = jnp.zeros((), jnp.float64)
+        return jnp.asarray(cfg.step_size, jnp.float64), {"fde": zero, "grad_evals": zero}
+    curvature = max_curvature(posterior, position, key)
+    return scaled_step_size(posterior, cfg.step_scale, curvature), {"curvature_max": curvature, **tuning_work()}
+
+
+def add_work(info: dict[str, jax.Array], extra: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    out = {**extra, **info}
+    for k in ("fde", "grad_evals"):
+        out[k] = info[k] + extra[k]
+    return out
+
+
 def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
-    h = cfg.step_size
     precond = cfg.precond or "none"
     decay = cfg.precond_decay if cfg.precond_decay is not None else 0.99
     eps = cfg.precond_eps if cfg.precond_eps is not None else 1e-8
@@ -50,7 +71,9 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
     def init(position: jax.Array) -> SGLDState:
         return SGLDState(position, jnp.zeros_like(position), jnp.zeros((), jnp.int32))
 
-    def move(key, state: SGLDState, metric: jax.Array):
+    def move(key, state: SGLDState, params):
+        h, metric = params
+        h = h.astype(state.position.dtype)
         k_batch, k_noise = jax.random.split(key)
         loss, grad = posterior.batch_grad(state.position, k_batch)
         noise = jax.random.normal(k_noise, state.position.shape, state.position.dtype)
@@ -58,27 +81,37 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
         position = state.position + (h * metric * grad + jnp.sqrt(2 * h * metric) * noise).astype(dtype)
         return position, loss, grad
 
-    def step(key, state: SGLDState, metric: jax.Array):
-        position, loss, _ = move(key, state, metric)
+    def step(key, state: SGLDState, params):
+        position, loss, _ = move(key, state, params)
         info = {"loss": loss, **{k: jnp.asarray(v, jnp.float64) for k, v in work.items()}}
         return state._replace(position=position), info
 
-    def adapt_step(key, state: SGLDState, _params):
-        metric = metric_from_moment(state, precond, decay, eps)
-        position, loss, grad = move(key, state, metric)
+    def adapt_step(key, state: SGLDState, h):
+        # Plain SGLD steps while the second moments accumulate: a metric that changed during the
+        # steps would need the Γ correction, and the curvature-scaled h is not yet known for it.
+        position, loss, grad = move(key, state, (h, jnp.ones_like(state.position)))
         moment = decay * state.second_moment + (1 - decay) * grad * grad
         info = {"loss": loss, **{k: jnp.asarray(v, jnp.float64) for k, v in work.items()}}
         return SGLDState(position, moment, state.count + 1), info
 
     def warmup(key, state: SGLDState, num_steps: int):
+        k_step, k_precond, key = jax.random.split(key, 3)
+        h, tuning = initial_step_size(posterior, cfg, k_step, state.position)
         if precond == "none":
             metric = jnp.ones_like(state.position)
-            state, info = scan_warmup(step, key, state, metric, num_steps)
+            state, info = scan_warmup(step, key, state, (h, metric), num_steps)
+            info = add_work(info, tuning)
         else:
-            state, info = scan_warmup(adapt_step, key, state, None, num_steps)
+            state, info = scan_warmup(adapt_step, key, state, h, num_steps)
+            info = add_work(info, tuning)
             metric = metric_from_moment(state, precond, decay, eps)
-        info = {**info, "metric_min": jnp.min(metric), "metric_max": jnp.max(metric),
+            if cfg.step_size is None:
+                # The frozen metric changes the stiffest direction: rescale h to the preconditioned curvature.
+                curvature = max_curvature(posterior, state.position, k_precond, metric)
+                h = scaled_step_size(posterior, cfg.step_scale, curvature)
+                info = add_work({**info, "curvature_max_preconditioned": curvature}, tuning_work())
+        info = {**info, "step_size": h, "metric_min": jnp.min(metric), "metric_max": jnp.max(metric),
                 "metric_mean": jnp.mean(metric)}
-        return state, metric, info
+        return state, (h, metric), info
 
     return Sampler(init=init, warmup=warmup, step=step, position=lambda s: s.position)
