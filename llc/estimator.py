@@ -34,8 +34,20 @@ def running_llc(loss: np.ndarray, nbeta: float, L0: float) -> tuple[np.ndarray, 
     return per_chain, pooled
 
 
-def estimate(loss: np.ndarray, nbeta: float, L0: float, valid: np.ndarray) -> dict[str, Any]:
-    """λ̂ (pooled and per chain), SE, ESS, R̂ and the `converged` flag from a (C, D) loss trace."""
+def estimate(
+    loss: np.ndarray,
+    nbeta: float,
+    L0: float,
+    valid: np.ndarray,
+    theta: np.ndarray | None = None,
+    loss_trace: str = "full",
+) -> dict[str, Any]:
+    """λ̂ (pooled and per chain), SE, ESS, R̂ and the `converged` flag from a (C, D) loss trace.
+
+    `theta` (C, D, K): projections of w - w*; their largest split-R̂ is reported as `rhat_theta`.
+    With `loss_trace="batch"` (minibatch losses, whose own noise makes the loss R̂ ≈ 1 whether or not
+    the chains mix) `converged` also requires rhat_theta ≤ 1.01: the positions must have mixed.
+    """
     n_chains = loss.shape[0]
     n_bad = int(n_chains - valid.sum())
     if valid.sum() == 0:
@@ -50,9 +62,15 @@ def estimate(loss: np.ndarray, nbeta: float, L0: float, valid: np.ndarray) -> di
     mcse = float(azs.mcse(good, method="mean"))
     rhat = float(azs.rhat(good)) if good.shape[0] > 1 else float("nan")
     llc_se = nbeta * mcse
+    rhat_theta = float("nan")
+    if theta is not None and good.shape[0] > 1:
+        projections = np.asarray(theta[valid], dtype=np.float64)
+        rhat_theta = max(float(azs.rhat(projections[..., k])) for k in range(projections.shape[-1]))
     converged = bool(
         np.isfinite(rhat) and rhat <= RHAT_MAX and ess_bulk >= ESS_PER_CHAIN_MIN * good.shape[0]
     )
+    if loss_trace == "batch":
+        converged = converged and bool(np.isfinite(rhat_theta) and rhat_theta <= RHAT_MAX)
     llc_per_chain = [float(v) if ok else None for v, ok in zip(_expand(per_chain, valid), valid, strict=True)]
     return {
         "llc_mean": llc_mean,
@@ -62,6 +80,7 @@ def estimate(loss: np.ndarray, nbeta: float, L0: float, valid: np.ndarray) -> di
         "ess_bulk": ess_bulk,
         "ess_tail": ess_tail,
         "rhat": rhat,
+        "rhat_theta": rhat_theta,
         "converged": converged,
         "n_chains_used": int(valid.sum()),
         "n_chains_diverged": n_bad,

@@ -18,7 +18,7 @@ from tests.conftest import REPO, run_cli
 SMALL = ["--set", "sampler.steps=400", "--set", "sampler.warmup=40", "--set", "data.n=1000", "--no-progress"]
 METRIC_KEYS = {
     "run_id", "family_id", "sampler", "seed", "n_params", "n_data", "beta", "gamma", "llc_mean", "llc_se",
-    "llc_std", "llc_per_chain", "ess_bulk", "ess_tail", "rhat", "converged", "lambda_true", "L0", "timing",
+    "llc_std", "llc_per_chain", "ess_bulk", "ess_tail", "rhat", "rhat_theta", "converged", "lambda_true", "L0", "timing",
     "work", "ess_per_sec", "ess_per_fde", "wnv_time", "wnv_fde", "versions", "code_version",
 }
 
@@ -41,10 +41,14 @@ def test_run_directory_is_complete(small_run):
     assert set(metrics["timing"]) >= {"target_s", "compile_s", "warmup_s", "sampling_s", "total_s"}
     assert set(metrics["work"]) >= {"fde_warmup", "fde_sampling", "grad_evals"}
     assert metrics["run_id"] == run_dir.name
-    # SGLD: one minibatch gradient per step per chain, b/n FDE each.
+    # SGLD: one minibatch gradient per step per chain, b/n FDE each, plus (warm-up) the step-size
+    # power iteration: POWER_ITERATIONS Hessian-vector products counted as HVP_FDE gradients each.
+    from llc.samplers.curvature import HVP_FDE, POWER_ITERATIONS
+
     cfg = json.loads((run_dir / "config.json").read_text())
     s = cfg["sampler"]
-    assert metrics["work"]["grad_evals"] == s["chains"] * (s["steps"] + s["warmup"])
+    assert s["step_scale"] is not None
+    assert metrics["work"]["grad_evals"] == s["chains"] * (s["steps"] + s["warmup"] + POWER_ITERATIONS * HVP_FDE)
     assert metrics["work"]["fde_sampling"] == pytest.approx(s["chains"] * s["steps"] * s["batch_size"] / cfg["data"]["n"])
     assert float((run_dir / "L0.txt").read_text()) == metrics["L0"]
     env = json.loads((run_dir / "env.json").read_text())
@@ -109,3 +113,21 @@ def test_sigkill_during_sampling_leaves_nothing_complete(tmp_path):
     proc = run_cli(["run", *SMALL], runs_dir=runs)
     assert proc.returncode == 0, proc.stderr
     assert (Path(proc.stdout.strip().splitlines()[-1]) / "metrics.json").is_file()
+
+
+def test_minibatch_trace_needs_mixed_positions_to_count_as_converged():
+    """White-noise minibatch losses give R̂ ≈ 1 even when chains sit in different places: θ decides."""
+    import numpy as np
+
+    from llc.estimator import estimate
+
+    rng = np.random.default_rng(0)
+    loss = 1.0 + 0.1 * rng.standard_normal((4, 2000))
+    valid = np.ones(4, bool)
+    stuck = rng.standard_normal((4, 2000, 4)) * 0.1 + np.arange(4)[:, None, None]  # each chain in its own place
+    mixed = rng.standard_normal((4, 2000, 4))
+    for trace, theta, expected in [("batch", stuck, False), ("batch", mixed, True), ("full", stuck, True)]:
+        stats = estimate(loss, 100.0, 1.0, valid, theta, trace)
+        assert stats["rhat"] < 1.01
+        assert (stats["rhat_theta"] > 2) == (theta is stuck)
+        assert stats["converged"] is expected, (trace, stats["rhat_theta"])

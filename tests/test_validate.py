@@ -37,6 +37,17 @@ def test_validate_sgld_on_linear_and_dln(tmp_path):
     for r in rows:
         assert abs(float(r["llc_mean"]) - float(r["lambda_true"])) <= float(r["tolerance"])
         assert r["passed"] == "True"
+        assert r["loss_trace"] == "batch"  # SGLD's preset trace: R̂ of minibatch losses, flagged as such
+
+
+@pytest.mark.slow
+def test_quick_suite_passes_for_every_sampler(tmp_path):
+    """The whole quick suite (4 cases × 6 samplers) at preset defaults: exit 0 means every row passed."""
+    out = tmp_path / "quick.csv"
+    proc = run_cli(["validate", "--preset", "quick", "--out", str(out)], runs_dir=tmp_path / "runs", timeout=1800)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 4 * 6 and all(r["passed"] == "True" for r in rows)
 
 
 def test_unknown_case_exits_2(tmp_path):

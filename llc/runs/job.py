@@ -82,7 +82,7 @@ def run_job(
     sampler = build_sampler(posterior, cfg.sampler)
     chains = run_chains(sampler, posterior, cfg.sampler, problem_keys(cfg.seed)["sampler"], on_progress)
     valid = finite_chains(chains.loss, chains.theta)
-    stats = estimate(chains.loss, posterior.nbeta, posterior.L0, valid)
+    stats = estimate(chains.loss, posterior.nbeta, posterior.L0, valid, chains.theta, chains.loss_trace)
     total_s = time.perf_counter() - t_start
 
     env = environment(cfg.precision)
