@@ -37,7 +37,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                     "target_accept": 0.8},
             "nuts": {"step_size": 1e-3, "steps": 300, "warmup": 200, "target_accept": 0.8},
             "mclmc": {"step_size": 1e-2, "steps": 4000, "warmup": 1000, "desired_energy_var": 1e-4},
-            "mclmc_adjusted": {"step_size": 1e-2, "steps": 500, "warmup": 500, "target_accept": 0.9,
+            "mclmc_adjusted": {"step_size": 1e-2, "steps": 1000, "warmup": 500, "target_accept": 0.9,
                                "num_integration_steps": 10},
         },
     },
