@@ -77,11 +77,9 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
 
     def warmup(key, state: SGHMCState, num_steps: int):
         k_mom, k_step, k_run = jax.random.split(key, 3)
-        if cfg.step_size is not None:
-            eps, tuning = initial_step_size(posterior, cfg, k_step, state.position)
-        else:
-            h, tuning = initial_step_size(posterior, cfg, k_step, state.position)
-            eps = jnp.sqrt(h * FRICTION_TIMES_STEP)
+        size, tuning = initial_step_size(posterior, cfg, k_step, state.position)
+        # an explicit step_size is ε itself; a curvature-scaled one is SGLD's h = ε/α with α·ε fixed
+        eps = size if cfg.step_size is not None else jnp.sqrt(size * FRICTION_TIMES_STEP)
         alpha = jnp.asarray(cfg.friction, jnp.float64) if cfg.friction is not None else FRICTION_TIMES_STEP / eps
         momentum = jax.random.normal(k_mom, state.position.shape, state.position.dtype)
         params = (eps, alpha)

@@ -8,8 +8,9 @@ second moment): a diagonal metric G is estimated during warm-up (plain SGLD step
 from running second moments of ĝ and then frozen, so sampling uses the exact fixed-metric update
     w <- w + h G ⊙ ĝ(w) + sqrt(2h G) ⊙ ξ,
 which needs no Γ correction term. G is normalised so that its smallest entry is
-1: the stiffest direction moves exactly as in plain SGLD, so a step size that is
-stable for plain SGLD is stable here, and softer directions take larger steps.
+1, so softer directions take larger steps. G ≥ 1 can make the preconditioned
+stiffest direction stiffer than the plain one, which is why a curvature-scaled h
+is recomputed for the frozen metric (below); an explicit step_size is used as is.
 
 Step size: `sampler.step_size` = h as given, or, when only `sampler.step_scale` is
 set (the presets), h scaled to the stiffest curvature at the chain's start
@@ -100,10 +101,10 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
         if precond == "none":
             metric = jnp.ones_like(state.position)
             state, info = scan_warmup(step, key, state, (h, metric), num_steps)
-            info = add_work(info, tuning)
         else:
             state, info = scan_warmup(adapt_step, key, state, h, num_steps)
-            info = add_work(info, tuning)
+        info = add_work(info, tuning)
+        if precond != "none":
             metric = metric_from_moment(state, precond, decay, eps)
             if cfg.step_size is None:
                 # The frozen metric changes the stiffest direction: rescale h to the preconditioned curvature.
