@@ -19,6 +19,8 @@ from tests.conftest import REPO
 # Tiny jobs: compile time dominates; each takes ~10 s on an idle CPU.
 TINY = ["--set", "sampler.steps=200", "--set", "sampler.warmup=20", "--set", "data.n=500", "--set", "sampler.chains=2"]
 GOOD = {"sampler": "sgld"}
+# A job that cannot finish within the tests' patience (tiny jobs take ~2 s once compilation is cached).
+LONG = {"sampler": "sgld", "name": "long", "set": {"sampler.steps": 5_000_000}}
 BAD = {"sampler": "sgld", "name": "diverging", "set": {"sampler.step_size": 10}}
 
 
@@ -212,9 +214,9 @@ def test_failing_job_does_not_stop_the_others_and_cache(tmp_path, llc):
 
 def test_timeout_kills_the_job(tmp_path, llc):
     runs = tmp_path / "runs"
-    proc = llc(sweep_args(runs, problems(4), [GOOD], "--workers", "1", "--timeout", "2"))
+    proc = llc(sweep_args(runs, problems(4), [LONG], "--workers", "1", "--timeout", "2"))
     assert proc.returncode == 1, proc.stderr
-    job = only_manifest(runs)["jobs"]["w4/sgld/seed0"]
+    job = only_manifest(runs)["jobs"]["w4/long/seed0"]
     assert job["status"] == "timeout" and job["error_kind"] == "timeout"
     assert "timed out after 2 s" in job["error"]
     assert not alive(int(job["backend_job_id"].split(":")[1]))
@@ -224,7 +226,7 @@ def test_timeout_kills_the_job(tmp_path, llc):
 
 def test_ctrl_c_stops_cleanly(tmp_path):
     runs = tmp_path / "runs"
-    proc = sweep_popen(runs, problems(4), [GOOD], "--workers", "1", "--n-seeds", "2")
+    proc = sweep_popen(runs, problems(4), [LONG], "--workers", "1", "--n-seeds", "2")
     try:
         running = wait_for(
             lambda: (runs / "_sweeps").is_dir() and any(s == "running" for s in statuses(only_manifest(runs)).values()),
