@@ -226,18 +226,24 @@ def test_timeout_kills_the_job(tmp_path, llc):
 
 def test_ctrl_c_stops_cleanly(tmp_path):
     runs = tmp_path / "runs"
-    proc = sweep_popen(runs, problems(4), [LONG], "--workers", "1", "--n-seeds", "2")
+    # Output to files, not pipes: waiting on the driver then cannot hang on a pipe that some other
+    # process inherited, and a worker that outlived the driver is reported by the check below.
+    args = [sys.executable, "-m", "llc", *sweep_args(runs, problems(4), [LONG], "--workers", "1", "--n-seeds", "2")]
+    log = tmp_path / "driver.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(args, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, text=True)
     try:
         running = wait_for(
             lambda: (runs / "_sweeps").is_dir() and any(s == "running" for s in statuses(only_manifest(runs)).values()),
-            240, "a running job", proc)
+            240, "a running job")
         assert running
         pids = worker_pids(only_manifest(runs))
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
+    err = log.read_text()
     assert proc.returncode == 130, err
     assert "interrupted" in err
     data = only_manifest(runs)
