@@ -230,8 +230,13 @@ def test_ctrl_c_stops_cleanly(tmp_path):
     # process inherited, and a worker that outlived the driver is reported by the check below.
     args = [sys.executable, "-m", "llc", *sweep_args(runs, problems(4), [LONG], "--workers", "1", "--n-seeds", "2")]
     log = tmp_path / "driver.log"
+    # A disposition of SIG_IGN is inherited across exec, and Python installs no KeyboardInterrupt
+    # handler when it starts with SIGINT ignored: give the driver the default, as a shell would.
+    parent_sigint = signal.getsignal(signal.SIGINT)
     with log.open("w") as out:
-        proc = subprocess.Popen(args, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(args, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+                                env={**os.environ, "PYTHONFAULTHANDLER": "1"})
     try:
         running = wait_for(
             lambda: (runs / "_sweeps").is_dir() and any(s == "running" for s in statuses(only_manifest(runs)).values()),
@@ -239,7 +244,13 @@ def test_ctrl_c_stops_cleanly(tmp_path):
         assert running
         pids = worker_pids(only_manifest(runs))
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)  # faulthandler writes the driver's stacks to the log
+            proc.wait(timeout=30)
+            raise AssertionError(f"driver still running 60 s after SIGINT (pytest's SIGINT: {parent_sigint}); "
+                                 f"log:\n{log.read_text()}") from None
     finally:
         if proc.poll() is None:
             proc.kill()
