@@ -228,14 +228,16 @@ def test_ctrl_c_stops_cleanly(tmp_path):
     runs = tmp_path / "runs"
     # Output to files, not pipes: waiting on the driver then cannot hang on a pipe that some other
     # process inherited, and a worker that outlived the driver is reported by the check below.
-    args = [sys.executable, "-m", "llc", *sweep_args(runs, problems(4), [LONG], "--workers", "1", "--n-seeds", "2")]
-    log = tmp_path / "driver.log"
     # A disposition of SIG_IGN is inherited across exec, and Python installs no KeyboardInterrupt
-    # handler when it starts with SIGINT ignored: give the driver the default, as a shell would.
+    # handler when it starts with SIGINT ignored: the driver gets Python's handler, as from a shell.
+    start = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+             "sys.argv[0] = 'llc'; runpy.run_module('llc', run_name='__main__')")
+    args = [sys.executable, "-c", start,
+            *sweep_args(runs, problems(4), [LONG], "--workers", "1", "--n-seeds", "2")]
+    log = tmp_path / "driver.log"
     parent_sigint = signal.getsignal(signal.SIGINT)
     with log.open("w") as out:
         proc = subprocess.Popen(args, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, text=True,
-                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
                                 env={**os.environ, "PYTHONFAULTHANDLER": "1"})
     try:
         running = wait_for(
