@@ -53,9 +53,14 @@ class Posterior:
         return loss, -self.nbeta * grad - self.gamma * (w - self.w_star)
 
 
+def loss_scale(cfg: Config, sigma: float) -> float:
+    """The factor s in ℓ_i = s·|y - f(x)|²: 1/(2σ²) for gaussian, 1 for mse."""
+    return 1.0 / (2 * sigma**2) if cfg.posterior.loss == "gaussian" else 1.0
+
+
 def per_sample_loss(cfg: Config, predict, sigma: float):
     """ℓ_i(w): gaussian = |y - f(x)|²/(2σ²); mse = |y - f(x)|² (devinterp's convention)."""
-    scale = 1.0 / (2 * sigma**2) if cfg.posterior.loss == "gaussian" else 1.0
+    scale = loss_scale(cfg, sigma)
 
     def loss(w, x, y):
         r = y - predict(w, x)
@@ -89,7 +94,7 @@ def moments_loss(cfg: Config, target: Target) -> Callable[[jax.Array], jax.Array
     n = x.shape[0]
     s_xx = x_aug.T @ x_aug / n
     s_xr = x_aug.T @ (y - x_aug @ b_star) / n
-    scale = 1.0 / (2 * cfg.data.noise_scale**2) if cfg.posterior.loss == "gaussian" else 1.0
+    scale = loss_scale(cfg, cfg.data.noise_scale)
     loss_star = jnp.mean(ell(w_star, x, y))
 
     def full(w):

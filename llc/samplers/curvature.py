@@ -20,6 +20,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from llc.config import SamplerConfig
 from llc.posterior import Posterior
 
 POWER_ITERATIONS = 20
@@ -60,3 +61,19 @@ def tuning_work() -> dict[str, jax.Array]:
     """Work of one `max_curvature` call, in the units every sampler reports."""
     return {"fde": jnp.asarray(POWER_ITERATIONS * HVP_FDE, jnp.float64),
             "grad_evals": jnp.asarray(POWER_ITERATIONS * HVP_FDE, jnp.float64)}
+
+
+def initial_step_size(posterior: Posterior, cfg: SamplerConfig, key: jax.Array, position: jax.Array):
+    """(h, info): the configured step size, or the curvature-scaled one (with its tuning work)."""
+    if cfg.step_size is not None:
+        zero = jnp.zeros((), jnp.float64)
+        return jnp.asarray(cfg.step_size, jnp.float64), {"fde": zero, "grad_evals": zero}
+    curvature = max_curvature(posterior, position, key)
+    return scaled_step_size(posterior, cfg.step_scale, curvature), {"curvature_max": curvature, **tuning_work()}
+
+
+def add_work(info: dict[str, jax.Array], extra: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    out = {**extra, **info}
+    for k in ("fde", "grad_evals"):
+        out[k] = info[k] + extra[k]
+    return out

@@ -39,8 +39,8 @@ from blackjax.sgmcmc.diffusions import sghmc as sghmc_diffusion
 from llc.config import SamplerConfig
 from llc.posterior import Posterior
 from llc.samplers.base import Sampler, scan_warmup
+from llc.samplers.curvature import add_work, initial_step_size
 from llc.samplers.hmc import blackjax_precision
-from llc.samplers.sgld import add_work, initial_step_size
 
 
 class SGHMCState(NamedTuple):

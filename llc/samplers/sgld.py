@@ -28,7 +28,13 @@ import jax.numpy as jnp
 from llc.config import SamplerConfig
 from llc.posterior import Posterior
 from llc.samplers.base import Sampler, scan_warmup
-from llc.samplers.curvature import max_curvature, scaled_step_size, tuning_work
+from llc.samplers.curvature import (
+    add_work,
+    initial_step_size,
+    max_curvature,
+    scaled_step_size,
+    tuning_work,
+)
 
 
 class SGLDState(NamedTuple):
@@ -45,22 +51,6 @@ def metric_from_moment(state: SGLDState, precond: str, decay: float, eps: float)
         v = v / (1.0 - decay ** jnp.maximum(state.count, 1))
     inv = 1.0 / (jnp.sqrt(v) + eps)
     return inv / jnp.min(inv)
-
-
-def initial_step_size(posterior: Posterior, cfg: SamplerConfig, key: jax.Array, position: jax.Array):
-    """(h, info): the configured step size, or the curvature-scaled one (with its tuning work)."""
-    if cfg.step_size is not None:
-        zero = jnp.zeros((), jnp.float64)
-        return jnp.asarray(cfg.step_size, jnp.float64), {"fde": zero, "grad_evals": zero}
-    curvature = max_curvature(posterior, position, key)
-    return scaled_step_size(posterior, cfg.step_scale, curvature), {"curvature_max": curvature, **tuning_work()}
-
-
-def add_work(info: dict[str, jax.Array], extra: dict[str, jax.Array]) -> dict[str, jax.Array]:
-    out = {**extra, **info}
-    for k in ("fde", "grad_evals"):
-        out[k] = info[k] + extra[k]
-    return out
 
 
 def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
