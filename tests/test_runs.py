@@ -131,3 +131,12 @@ def test_minibatch_trace_needs_mixed_positions_to_count_as_converged():
         assert stats["rhat"] < 1.01
         assert (stats["rhat_theta"] > 2) == (theta is stuck)
         assert stats["converged"] is expected, (trace, stats["rhat_theta"])
+
+
+def test_one_chain_run_reports_no_rhat(tmp_path):
+    """R̂ needs two chains: a one-chain run still finishes, says so, and is never called converged."""
+    proc = run_cli(["run", *SMALL, "--set", "sampler.chains=1"], runs_dir=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "R̂ n/a (1 chain)" in proc.stderr
+    metrics = json.loads((Path(proc.stdout.strip().splitlines()[-1]) / "metrics.json").read_text())
+    assert metrics["n_chains"] == 1 and metrics["rhat"] is None and metrics["converged"] is False

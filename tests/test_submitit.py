@@ -19,7 +19,10 @@ from tests.conftest import run_cli
 
 # The same tiny jobs as the local tests.
 TINY = ["--set", "sampler.steps=200", "--set", "sampler.warmup=20", "--set", "data.n=500", "--set", "sampler.chains=2"]
-LONG = {"sampler.steps": 2_000_000, "sampler.warmup": 0, "data.n": 500, "sampler.chains": 1, "target.hidden": [4]}
+# A job that cannot finish inside the 1-minute SLURM limit on any machine: ~270 µs per step on the
+# 2-core CI machine, so ~9 minutes of sampling (2M steps of n=500 took only ~50 s once compilation was cached).
+LONG = {"sampler.steps": 2_000_000, "sampler.warmup": 0, "data.n": 20_000, "sampler.batch_size": 4096,
+        "sampler.thinning": 100, "sampler.chains": 1, "target.hidden": [4]}
 PARTITION = "debug"
 ACCOUNT = "acct-do-not-print-7f3a"
 

@@ -48,8 +48,10 @@ def run_command(
         truth = f"  (λ true {m['lambda_true']:.4g})" if m.get("lambda_true") is not None else ""
         cached = " [cached]" if result.cached else ""
         theta = f"  R̂(θ) {m['rhat_theta']:.3f}" if m.get("rhat_theta") is not None else ""
+        # R̂ needs two chains: a one-chain run reports none rather than crashing the summary line.
+        rhat = f"{m['rhat']:.3f}" if m.get("rhat") is not None else "n/a (1 chain)"
         typer.echo(
-            f"λ̂ = {m['llc_mean']:.4g} ± {m['llc_se']:.2g}{truth}  R̂ {m['rhat']:.3f}{theta}  ESS {m['ess_bulk']:.0f}"
+            f"λ̂ = {m['llc_mean']:.4g} ± {m['llc_se']:.2g}{truth}  R̂ {rhat}{theta}  ESS {m['ess_bulk']:.0f}"
             f"  converged={m['converged']}{cached}",
             err=True,
         )
