@@ -29,29 +29,49 @@ def test_full_suite_holds_every_worked_value():
 
 
 def test_validate_sgld_on_linear_and_dln(tmp_path):
+    """SGLD at its quick preset: the regular linear layer passes; on DLN [4,3,8] r = 2 λ̂ is within its
+    tolerance but the chains have not mixed (R̂ of the exact loss ≈ 1.04 after 4000 steps), and the
+    suite must say so. With SGLD's minibatch loss trace this R̂ was ≈ 1.000 and the row passed: a rule
+    that could not fail. (If SGLD's quick preset ever mixes on this case, this row passes and the test
+    should say what now shows an unmixed run.)"""
     out = tmp_path / "val.csv"
     proc = run_cli(
         ["validate", "--samplers", "sgld", "--cases", "linear_10x2,dln_4-3-8_r2", "--out", str(out)],
         runs_dir=tmp_path / "runs", timeout=900,
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "1 of 2 rows missed" in proc.stderr and "dln_4-3-8_r2 sgld" in proc.stderr and "(missed: R̂)" in proc.stderr
     rows = list(csv.DictReader(out.open()))
     assert [r["case"] for r in rows] == ["linear_10x2", "dln_4-3-8_r2"]
     assert [float(r["lambda_true"]) for r in rows] == [11.0, 11.0]
     for r in rows:
         assert abs(float(r["llc_mean"]) - float(r["lambda_true"])) <= float(r["tolerance"])
-        assert r["passed"] == "True"
-        assert r["loss_trace"] == "batch"  # SGLD's preset trace: R̂ of minibatch losses, flagged as such
+        assert r["loss_trace"] == "full"  # exact L_n per draw, not the preset's minibatch losses
+    linear, dln = rows
+    assert linear["passed"] == "True" and float(linear["rhat_max"]) <= 1.01
+    assert dln["passed"] == "False" and dln["missed"] == "R̂" and float(dln["rhat_max"]) > 1.01
 
 
 @pytest.mark.slow
-def test_quick_suite_passes_for_every_sampler(tmp_path):
-    """The whole quick suite (4 cases × 6 samplers) at preset defaults: exit 0 means every row passed."""
+def test_quick_suite(tmp_path):
+    """The whole quick suite (4 cases × 6 samplers) at preset defaults. The four full-batch samplers pass
+    every row. SGLD and SGHMC are within their λ tolerance everywhere and mix on the quadratic and the
+    linear layer; on the DLNs their exact-loss R̂ is above 1.01 at the quick preset's step counts
+    (docs/validation.md), so those rows fail on R̂ alone and the exit status is 1."""
     out = tmp_path / "quick.csv"
     proc = run_cli(["validate", "--preset", "quick", "--out", str(out)], runs_dir=tmp_path / "runs", timeout=1800)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = list(csv.DictReader(out.open()))
-    assert len(rows) == 4 * 6 and all(r["passed"] == "True" for r in rows)
+    assert len(rows) == 4 * 6, proc.stdout + proc.stderr
+    for r in rows:
+        where = f"{r['case']} {r['sampler']}: {r}"
+        if r["sampler"] in ("sgld", "sghmc"):
+            assert "λ" not in r["missed"], where
+            assert (r["passed"] == "True") == (float(r["rhat_max"]) <= 1.01), where
+            if not r["case"].startswith("dln_"):
+                assert r["passed"] == "True", where
+        else:
+            assert r["passed"] == "True", where
+    assert proc.returncode == (0 if all(r["passed"] == "True" for r in rows) else 1)
 
 
 def test_unknown_case_exits_2(tmp_path):
