@@ -115,8 +115,8 @@ def validate(
         for sampler in samplers:
             start = time.perf_counter()
             results = []
+            trace = [EXACT_TRACE] if sampler in EXACT_TRACE_FOR else []
             for seed in suite["seeds"]:
-                trace = [EXACT_TRACE] if sampler in EXACT_TRACE_FOR else []
                 cfg = resolve_config(preset, [*suite["data"], *case.overrides, f"seed={seed}", *trace], sampler=sampler)
                 results.append(run_job(cfg, runs_root=runs_root).metrics)
             rows.append(_summarise(case, sampler, results, time.perf_counter() - start))
