@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from llc.config import resolve_config
+from llc.config import SAMPLER_KEYS, resolve_config
 from llc.errors import ConfigError
 from llc.runs import run_job
 from llc.runs.io import write_text_atomic
@@ -36,11 +36,10 @@ class Case:
     uses_data: bool = True
 
 
-# SG samplers record the exact L_n at each kept draw (`loss_trace: full`) instead of their preset's
-# minibatch losses: a minibatch trace is dominated by its own noise, so its R̂ is ≈ 1.000 whether or not
+# Samplers that can record minibatch losses (those with a `loss_trace` key: SGLD, SGHMC) record the
+# exact L_n at each kept draw here (`loss_trace: full`) instead of their preset's minibatch losses: a minibatch trace is dominated by its own noise, so its R̂ is ≈ 1.000 whether or not
 # the chains have mixed, and the R̂ ≤ 1.01 rule would be one that cannot fail. Here the exact loss costs
 # nothing extra in wall time (closed form: moments or the quadratic); it counts 1 FDE per draw.
-EXACT_TRACE_FOR = frozenset({"sgld", "sghmc"})
 EXACT_TRACE = "sampler.loss_trace=full"
 
 # The suite's models are linear in x, so full-batch samplers evaluate the exact L_n from the data's
@@ -115,7 +114,7 @@ def validate(
         for sampler in samplers:
             start = time.perf_counter()
             results = []
-            trace = [EXACT_TRACE] if sampler in EXACT_TRACE_FOR else []
+            trace = [EXACT_TRACE] if "loss_trace" in SAMPLER_KEYS.get(sampler, ()) else []
             for seed in suite["seeds"]:
                 cfg = resolve_config(preset, [*suite["data"], *case.overrides, f"seed={seed}", *trace], sampler=sampler)
                 results.append(run_job(cfg, runs_root=runs_root).metrics)
@@ -147,7 +146,7 @@ def _summarise(case: Case, sampler: str, results: list[dict[str, Any]], seconds:
         # directions along which the loss is exactly flat, where only γ moves the chains.
         "rhat_theta_max": float(np.max([math.nan if r.get("rhat_theta") is None else r["rhat_theta"] for r in results])),
         "ess_min": min(r["ess_bulk"] for r in results),
-        "loss_trace": results[0]["loss_trace"],  # "full" for every sampler here (EXACT_TRACE_FOR)
+        "loss_trace": results[0]["loss_trace"],  # "full" for every sampler here (EXACT_TRACE)
         "seconds": seconds,
         "n_seeds": len(results),
         "passed": not missed,
