@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +19,11 @@ from typing import Any
 import numpy as np
 
 from llc.config import SAMPLER_KEYS, resolve_config
-from llc.errors import ConfigError
-from llc.runs import run_job
+from llc.errors import ConfigError, LLCError
+from llc.executors import OK_STATES, Executor, run_sweep
+from llc.runs import default_runs_root, family_id, run_id, run_job
 from llc.runs.io import write_text_atomic
+from llc.study import Job, job_key
 
 # Relative tolerance per sampler: exact-in-the-limit samplers get 10%, SG samplers 15%.
 REL_TOL = {"hmc": 0.10, "nuts": 0.10, "mclmc": 0.10, "mclmc_adjusted": 0.10, "sgld": 0.15, "sghmc": 0.15}
@@ -79,6 +80,8 @@ SUITES: dict[str, dict[str, Any]] = {
              "data": ["data.n=20000"]},
 }
 
+_CASES = {c.name: c for suite in SUITES.values() for c in suite["cases"]}
+
 COLUMNS = ["case", "sampler", "lambda_true", "llc_mean", "llc_se", "seed_spread", "rel_error", "tolerance",
            "rhat_max", "rhat_theta_max", "ess_min", "loss_trace", "seconds", "n_seeds", "passed", "missed"]
 
@@ -91,14 +94,8 @@ def tolerance(sampler: str, lam: float, n: int, n_seeds: int, uses_data: bool) -
     return tol
 
 
-def validate(
-    samplers: Sequence[str],
-    preset: str = "quick",
-    runs_root: str | Path | None = None,
-    on_row: Callable[[dict[str, Any]], None] | None = None,
-    cases: Sequence[str] | None = None,
-) -> list[dict[str, Any]]:
-    """Run the suite for `samplers` (optionally only the named `cases`); one row per (case, sampler)."""
+def validation_jobs(samplers: Sequence[str], preset: str = "quick", cases: Sequence[str] | None = None) -> list[Job]:
+    """Every (case, sampler, seed) job of the suite, resolved exactly as `llc run` would (same run IDs)."""
     if preset not in SUITES:
         raise ConfigError(f"--preset: {preset!r} is not a validation suite; choose one of {', '.join(SUITES)}")
     suite = SUITES[preset]
@@ -109,22 +106,53 @@ def validate(
         if unknown:
             raise ConfigError(f"--cases: unknown {', '.join(unknown)}; the {preset} suite has {', '.join(names)}")
         selected = [c for c in selected if c.name in cases]
-    rows = []
+    jobs = []
     for case in selected:
         for sampler in samplers:
-            start = time.perf_counter()
-            results = []
             trace = [EXACT_TRACE] if "loss_trace" in SAMPLER_KEYS.get(sampler, ()) else []
             for seed in suite["seeds"]:
                 cfg = resolve_config(preset, [*suite["data"], *case.overrides, f"seed={seed}", *trace], sampler=sampler)
-                results.append(run_job(cfg, runs_root=runs_root).metrics)
-            rows.append(_summarise(case, sampler, results, time.perf_counter() - start))
+                jobs.append(Job(key=job_key(case.name, sampler, seed), problem=case.name, sampler=sampler, seed=seed,
+                                config=cfg, run_id=run_id(cfg), family_id=family_id(cfg)))
+    return jobs
+
+
+def validate(
+    samplers: Sequence[str],
+    preset: str = "quick",
+    runs_root: str | Path | None = None,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+    cases: Sequence[str] | None = None,
+    executor: Executor | None = None,
+) -> list[dict[str, Any]]:
+    """Run the suite for `samplers` (optionally only the named `cases`); one row per (case, sampler).
+
+    Without an executor the jobs run one after another in this process. With one (e.g. a local
+    worker pool or SLURM) every job not yet cached is first run there as a sweep, resumably; the
+    rows are then read from the cached runs.
+    """
+    jobs = validation_jobs(samplers, preset, cases)
+    root = Path(runs_root) if runs_root is not None else default_runs_root()
+    if executor is not None:
+        manifest = run_sweep(jobs, executor, root, source=f"llc validate --preset {preset}")
+        bad = {k: j for k, j in manifest.get("jobs", {}).items() if j.get("status") not in OK_STATES}
+        if bad:
+            first = next(iter(bad.items()))
+            raise LLCError(f"{len(bad)} of {len(jobs)} validation jobs did not finish (first: {first[0]}: "
+                           f"{first[1].get('status')}, {first[1].get('error') or 'no error recorded'}); "
+                           "rerun to resume, finished jobs are cached")
+    rows = []
+    for case in dict.fromkeys(j.problem for j in jobs):
+        for sampler in dict.fromkeys(j.sampler for j in jobs):
+            group = [j for j in jobs if j.problem == case and j.sampler == sampler]
+            results = [run_job(j.config, runs_root=root).metrics for j in group]
+            rows.append(_summarise(_CASES[case], sampler, results))
             if on_row:
                 on_row(rows[-1])
     return rows
 
 
-def _summarise(case: Case, sampler: str, results: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+def _summarise(case: Case, sampler: str, results: list[dict[str, Any]]) -> dict[str, Any]:
     lam = float(results[0]["lambda_true"])
     means = np.array([r["llc_mean"] for r in results])
     ses = np.array([r["llc_se"] for r in results])
@@ -147,7 +175,8 @@ def _summarise(case: Case, sampler: str, results: list[dict[str, Any]], seconds:
         "rhat_theta_max": float(np.max([math.nan if r.get("rhat_theta") is None else r["rhat_theta"] for r in results])),
         "ess_min": min(r["ess_bulk"] for r in results),
         "loss_trace": results[0]["loss_trace"],  # "full" for every sampler here (EXACT_TRACE)
-        "seconds": seconds,
+        # compute time of the runs (from their metrics), the same whether they ran now or came from the cache
+        "seconds": float(sum(r["timing"]["total_s"] for r in results)),
         "n_seeds": len(results),
         "passed": not missed,
         "missed": "+".join(missed),  # which part of the rule failed: λ (tolerance), R̂, or both

@@ -24,7 +24,13 @@ def test_full_preset_matches_issue():
 
     assert abs(count_params(cfg.target) - 10000) < 300
     s = cfg.sampler
-    assert (s.name, s.steps, s.warmup, s.batch_size, s.chains) == ("sgld", 16000, 1000, 256, 4)
+    # Issue 3 asked for 16 000 SGLD steps; the SG samplers now get the full-batch samplers' work instead
+    # (2.56 M steps of b = 256, thinned to 16 000 draws), because 16 000 steps do not mix (docs/validation.md).
+    assert (s.name, s.steps, s.warmup, s.thinning, s.batch_size, s.chains) == ("sgld", 2_560_000, 64_000, 160, 256, 4)
+    assert s.steps // s.thinning == 16000
+    fde_per_chain = s.steps * s.batch_size / cfg.data.n
+    hmc = resolve_config("full", sampler="hmc").sampler
+    assert 0.5 < fde_per_chain / (hmc.steps * hmc.num_integration_steps) < 1.0
 
 
 def test_equivalent_spellings_give_one_run_id():

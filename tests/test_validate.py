@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from llc.validation import SUITES, WORKED_DLN, tolerance
+from llc.validation import SUITES, WORKED_DLN, tolerance, validate
 from tests.conftest import run_cli
 
 
@@ -35,8 +35,9 @@ def test_validate_sgld_on_linear_and_dln(tmp_path):
     that could not fail. (If SGLD's quick preset ever mixes on this case, this row passes and the test
     should say what now shows an unmixed run.)"""
     out = tmp_path / "val.csv"
+    # Through two local workers (the suite's jobs run as a resumable sweep, then rows are read from the runs).
     proc = run_cli(
-        ["validate", "--samplers", "sgld", "--cases", "linear_10x2,dln_4-3-8_r2", "--out", str(out)],
+        ["validate", "--samplers", "sgld", "--cases", "linear_10x2,dln_4-3-8_r2", "--out", str(out), "--workers", "2"],
         runs_dir=tmp_path / "runs", timeout=900,
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -50,6 +51,11 @@ def test_validate_sgld_on_linear_and_dln(tmp_path):
     linear, dln = rows
     assert linear["passed"] == "True" and float(linear["rhat_max"]) <= 1.01
     assert dln["passed"] == "False" and dln["missed"] == "R̂" and float(dln["rhat_max"]) > 1.01
+    assert len(list((tmp_path / "runs" / "_sweeps").glob("sweep-*.json"))) == 1
+    # In-process, the same jobs are cache hits: identical rows, same compute seconds (from the runs' metrics).
+    again = validate(["sgld"], "quick", tmp_path / "runs", cases=["linear_10x2", "dln_4-3-8_r2"])
+    assert [r["llc_mean"] for r in again] == [float(r["llc_mean"]) for r in rows]
+    assert [r["seconds"] for r in again] == pytest.approx([float(r["seconds"]) for r in rows])
 
 
 @pytest.mark.slow

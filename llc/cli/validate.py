@@ -25,6 +25,14 @@ def validate_command(
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write the table as CSV to this file.")] = None,
     runs_dir: RunsDirOpt = None,
+    backend: Annotated[str | None, typer.Option(
+        "--backend", help="Run the suite's jobs as a resumable sweep on local workers, submitit (SLURM) or modal "
+                          "(default: one after another in this process).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1,
+                                                help="Local worker processes (implies --backend local).")] = None,
+    slurm_partition: Annotated[str | None, typer.Option("--slurm-partition", help="submitit: partition.")] = None,
+    slurm_time: Annotated[int, typer.Option("--slurm-time", min=1, help="submitit: time limit per job, minutes.")] = 60,
+    modal_gpu: Annotated[str | None, typer.Option("--modal-gpu", help="modal: GPU type, e.g. H100.")] = None,
 ) -> None:
     """Validate samplers against exact λ: anisotropic quadratic, single linear layer, deep linear networks.
 
@@ -32,7 +40,8 @@ def validate_command(
     λ̂ lies within the sampler's relative tolerance (10% exact samplers, 15% SGLD/SGHMC) plus the
     data-set fluctuation 2·sqrt(λ/(2 log n))/sqrt(seeds), and every run has R̂ ≤ 1.01 (R̂ of the exact
     loss at each draw: SGLD/SGHMC record it here instead of their minibatch losses). Runs are cached
-    in the runs root like any other job.
+    in the runs root like any other job; with --backend/--workers the suite's jobs run first as a
+    resumable sweep (e.g. `--workers 8`, or `--backend submitit` on a SLURM cluster).
     """
     from llc.samplers import REGISTRY
     from llc.validation import check_samplers, format_table, validate, write_csv
@@ -46,7 +55,20 @@ def validate_command(
                      f"({row['rel_error']:+.1%}), R̂ {row['rhat_max']:.3f}, {row['seconds']:.0f}s{why}")
 
     case_names = [c.strip() for c in cases.split(",") if c.strip()] if cases else None
-    rows = validate(names, preset=preset, runs_root=runs_dir, on_row=show, cases=case_names)
+    executor = None
+    if backend is not None or workers is not None:
+        from llc.executors import make_executor
+        from llc.runs import default_runs_root
+        from llc.study import sweep_id
+        from llc.validation import validation_jobs
+
+        root = Path(runs_dir) if runs_dir is not None else default_runs_root()
+        jobs = validation_jobs(names, preset, case_names)
+        executor = make_executor(backend or "local", runs_root=root, sweep_id=sweep_id(jobs), workers=workers,
+                                 slurm_partition=slurm_partition, slurm_time=slurm_time, modal_gpu=modal_gpu)
+        executor.preflight()
+        stderr.print(f"{len(jobs)} validation jobs on {backend or 'local'} (cached ones are not rerun)")
+    rows = validate(names, preset=preset, runs_root=runs_dir, on_row=show, cases=case_names, executor=executor)
     typer.echo(format_table(rows))
     if out is not None:
         write_csv(rows, out)
