@@ -140,3 +140,25 @@ def test_one_chain_run_reports_no_rhat(tmp_path):
     assert "R̂ n/a (1 chain)" in proc.stderr
     metrics = json.loads((Path(proc.stdout.strip().splitlines()[-1]) / "metrics.json").read_text())
     assert metrics["n_chains"] == 1 and metrics["rhat"] is None and metrics["converged"] is False
+
+
+def test_stale_staging_of_dead_processes_is_removed(tmp_path):
+    """A worker killed while writing leaves `_tmp/<name>.<host>.<pid>.<hex>`; the next staging call on the
+    same host removes it when that PID is gone, and never touches a live writer's or another host's."""
+    from llc.runs.io import _host_tag, new_staging_dir
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    tmp = tmp_path / "_tmp"
+    tmp.mkdir()
+    host = _host_tag()
+    stale = tmp / f"sgld-0123.{host}.{dead.pid}.deadbeef"
+    live = tmp / f"sgld-4567.{host}.{os.getpid()}.cafecafe"
+    other_host = tmp / f"sgld-89ab.some-other-node.{dead.pid}.feedfeed"
+    for d in (stale, live, other_host):
+        (d / "trace.nc").parent.mkdir()
+        (d / "trace.nc").write_bytes(b"partial")
+    fresh = new_staging_dir(tmp_path, "sgld-cdef")
+    assert not stale.exists()
+    assert live.exists() and other_host.exists() and fresh.is_dir()
+    assert fresh.name.startswith(f"sgld-cdef.{host}.{os.getpid()}.")
