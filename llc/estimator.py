@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import arviz_stats as azs
 import numpy as np
 
 from llc.errors import LLCError
@@ -48,6 +47,8 @@ def estimate(
     With `loss_trace="batch"` (minibatch losses, whose own noise makes the loss R̂ ≈ 1 whether or not
     the chains mix) `converged` also requires rhat_theta ≤ 1.01: the positions must have mixed.
     """
+    import arviz_stats as azs  # slow to import (xarray, scipy); only estimation needs it
+
     n_chains = loss.shape[0]
     n_bad = int(n_chains - valid.sum())
     if valid.sum() == 0:
