@@ -83,3 +83,14 @@ def test_quick_suite(tmp_path):
 def test_unknown_case_exits_2(tmp_path):
     proc = run_cli(["validate", "--samplers", "sgld", "--cases", "nope"], runs_dir=tmp_path)
     assert proc.returncode == 2 and "--cases: unknown nope" in proc.stderr
+
+
+def test_dry_run_lists_the_suite_without_running(tmp_path):
+    runs = tmp_path / "runs"
+    proc = run_cli(["validate", "--preset", "full", "--samplers", "hmc,sgld", "--dry-run"], runs_dir=runs)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    # 10 cases x 2 samplers x 4 seeds, each with its run ID, nothing done, nothing written
+    assert lines[-1].startswith("sweep sweep-") and "80 jobs, 0 done, 80 to run" in lines[-1]
+    assert sum(1 for line in lines if line.startswith("dln_5-5-5-5_r2/sgld/seed")) == 4
+    assert not runs.exists() or not any(runs.iterdir())

@@ -125,7 +125,7 @@ def sweep_command(
     )
 
     if dry_run:
-        _print_plan(jobs, runs_root, force, sid)
+        print_plan(jobs, runs_root, force, sid)
         return
 
     executor.preflight()  # before the manifest or anything else is written
@@ -178,7 +178,7 @@ def sweep_command(
         raise LLCError(f"{bad} of {total} jobs did not finish ({summary}); errors are in {out_csv}")
 
 
-def _print_plan(jobs, runs_root: Path, force: bool, sid: str) -> None:
+def print_plan(jobs, runs_root: Path, force: bool, sid: str) -> None:
     from llc.executors import plan
 
     statuses = plan(jobs, runs_root, force)

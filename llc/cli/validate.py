@@ -33,6 +33,8 @@ def validate_command(
     slurm_partition: Annotated[str | None, typer.Option("--slurm-partition", help="submitit: partition.")] = None,
     slurm_time: Annotated[int, typer.Option("--slurm-time", min=1, help="submitit: time limit per job, minutes.")] = 60,
     modal_gpu: Annotated[str | None, typer.Option("--modal-gpu", help="modal: GPU type, e.g. H100.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the suite's jobs, their run IDs and which are "
+                                                            "done; run nothing.")] = False,
 ) -> None:
     """Validate samplers against exact λ: anisotropic quadratic, single linear layer, deep linear networks.
 
@@ -56,7 +58,7 @@ def validate_command(
 
     case_names = [c.strip() for c in cases.split(",") if c.strip()] if cases else None
     executor = None
-    if backend is not None or workers is not None:
+    if dry_run or backend is not None or workers is not None:
         from llc.executors import make_executor
         from llc.runs import default_runs_root
         from llc.study import sweep_id
@@ -64,6 +66,11 @@ def validate_command(
 
         root = Path(runs_dir) if runs_dir is not None else default_runs_root()
         jobs = validation_jobs(names, preset, case_names)
+        if dry_run:
+            from llc.cli.sweep import print_plan
+
+            print_plan(jobs, root, False, sweep_id(jobs))
+            return
         executor = make_executor(backend or "local", runs_root=root, sweep_id=sweep_id(jobs), workers=workers,
                                  slurm_partition=slurm_partition, slurm_time=slurm_time, modal_gpu=modal_gpu)
         executor.preflight()
