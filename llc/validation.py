@@ -20,7 +20,7 @@ import numpy as np
 
 from llc.config import SAMPLER_KEYS, resolve_config
 from llc.errors import ConfigError, LLCError
-from llc.executors import OK_STATES, Executor, run_sweep
+from llc.executors import OK_STATES, Executor, JobUpdate, run_sweep
 from llc.runs import default_runs_root, family_id, run_id, run_job
 from llc.runs.io import write_text_atomic
 from llc.study import Job, job_key
@@ -124,17 +124,19 @@ def validate(
     on_row: Callable[[dict[str, Any]], None] | None = None,
     cases: Sequence[str] | None = None,
     executor: Executor | None = None,
+    on_job: Callable[[JobUpdate], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Run the suite for `samplers` (optionally only the named `cases`); one row per (case, sampler).
 
     Without an executor the jobs run one after another in this process. With one (e.g. a local
     worker pool or SLURM) every job not yet cached is first run there as a sweep, resumably; the
-    rows are then read from the cached runs.
+    rows are then read from the cached runs; `on_job` sees each job's status updates.
     """
     jobs = validation_jobs(samplers, preset, cases)
     root = Path(runs_root) if runs_root is not None else default_runs_root()
     if executor is not None:
-        manifest = run_sweep(jobs, executor, root, source=f"llc validate --preset {preset}")
+        manifest = run_sweep(jobs, executor, root, source=f"llc validate --preset {preset}",
+                             on_update=(lambda update, _: on_job(update)) if on_job else None)
         bad = {k: j for k, j in manifest.get("jobs", {}).items() if j.get("status") not in OK_STATES}
         if bad:
             first = next(iter(bad.items()))

@@ -57,7 +57,7 @@ def validate_command(
                      f"({row['rel_error']:+.1%}), R̂ {row['rhat_max']:.3f}, {row['seconds']:.0f}s{why}")
 
     case_names = [c.strip() for c in cases.split(",") if c.strip()] if cases else None
-    executor = None
+    executor, n_run = None, 0
     if dry_run or backend is not None or workers is not None:
         from llc.executors import make_executor
         from llc.runs import default_runs_root
@@ -74,8 +74,22 @@ def validate_command(
         executor = make_executor(backend or "local", runs_root=root, sweep_id=sweep_id(jobs), workers=workers,
                                  slurm_partition=slurm_partition, slurm_time=slurm_time, modal_gpu=modal_gpu)
         executor.preflight()
-        stderr.print(f"{len(jobs)} validation jobs on {backend or 'local'} (cached ones are not rerun)")
-    rows = validate(names, preset=preset, runs_root=runs_dir, on_row=show, cases=case_names, executor=executor)
+        from llc.executors import plan
+
+        n_run = sum(1 for status in plan(jobs, root).values() if status == "pending")
+        stderr.print(f"{len(jobs)} validation jobs, {len(jobs) - n_run} cached, {n_run} to run on {backend or 'local'}")
+    finished = [0]
+
+    def job_done(update) -> None:
+        if update.status in ("pending", "running"):
+            return
+        finished[0] += 1
+        took = f" {update.elapsed_s:.0f}s" if update.elapsed_s is not None else ""
+        stderr.print(f"[{finished[0]}/{n_run}] {update.status} {update.key}{took}"
+                     + (f"  {update.error}" if update.error else ""))
+
+    rows = validate(names, preset=preset, runs_root=runs_dir, on_row=show, cases=case_names, executor=executor,
+                    on_job=job_done)
     typer.echo(format_table(rows))
     if out is not None:
         write_csv(rows, out)
