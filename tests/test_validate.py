@@ -43,7 +43,7 @@ def test_validate_sgld_on_linear_and_dln(tmp_path):
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "1 of 2 rows missed" in proc.stderr and "dln_4-3-8_r2 sgld" in proc.stderr and "(missed: R̂)" in proc.stderr
     assert "2 validation jobs, 0 cached, 2 to run on local" in proc.stderr
-    assert "[2/2] done dln_4-3-8_r2/sgld/seed0" in proc.stderr or "[2/2] done linear_10x2/sgld/seed0" in proc.stderr
+    assert "[2/2] done      dln_4-3-8_r2/sgld/seed0" in proc.stderr or "[2/2] done      linear_10x2/sgld/seed0" in proc.stderr
     rows = list(csv.DictReader(out.open()))
     assert [r["case"] for r in rows] == ["linear_10x2", "dln_4-3-8_r2"]
     assert [float(r["lambda_true"]) for r in rows] == [11.0, 11.0]

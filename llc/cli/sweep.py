@@ -130,20 +130,14 @@ def sweep_command(
 
     executor.preflight()  # before the manifest or anything else is written
     total = len(jobs)
-    finished = [0]
-
-    def on_update(update, manifest):
-        if update.status in ("pending", "running"):
-            return
-        finished[0] += 1
-        took = f" {update.elapsed_s:.1f}s" if update.elapsed_s is not None else ""
-        err = f"  {update.error}" if update.error else ""
-        typer.echo(f"[{finished[0]}/{n_run}] {update.status:<9} {update.key}{took}{err}", err=True)
-
     from llc.executors import plan
 
     statuses = plan(jobs, runs_root, force)
     n_run = sum(1 for s in statuses.values() if s == "pending")
+    report = progress_printer(n_run)
+
+    def on_update(update, manifest):
+        report(update)
     typer.echo(f"sweep {sid}: {total} jobs, {total - n_run} cached, {n_run} to run on {backend}", err=True)
 
     old = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -176,6 +170,21 @@ def sweep_command(
     bad = sum(n for s, n in counts.items() if s not in OK_STATES)
     if bad:
         raise LLCError(f"{bad} of {total} jobs did not finish ({summary}); errors are in {out_csv}")
+
+
+def progress_printer(n_run: int):
+    """A callback that prints one line per job that reaches a final state: `[k/n_run] status key 12.3s`."""
+    finished = [0]
+
+    def report(update) -> None:
+        if update.status in ("pending", "running"):
+            return
+        finished[0] += 1
+        took = f" {update.elapsed_s:.1f}s" if update.elapsed_s is not None else ""
+        err = f"  {update.error}" if update.error else ""
+        typer.echo(f"[{finished[0]}/{n_run}] {update.status:<9} {update.key}{took}{err}", err=True)
+
+    return report
 
 
 def print_plan(jobs, runs_root: Path, force: bool, sid: str) -> None:

@@ -57,7 +57,7 @@ def validate_command(
                      f"({row['rel_error']:+.1%}), R̂ {row['rhat_max']:.3f}, {row['seconds']:.0f}s{why}")
 
     case_names = [c.strip() for c in cases.split(",") if c.strip()] if cases else None
-    executor, n_run = None, 0
+    executor, on_job = None, None
     if dry_run or backend is not None or workers is not None:
         from llc.executors import make_executor
         from llc.runs import default_runs_root
@@ -66,9 +66,9 @@ def validate_command(
 
         root = Path(runs_dir) if runs_dir is not None else default_runs_root()
         jobs = validation_jobs(names, preset, case_names)
-        if dry_run:
-            from llc.cli.sweep import print_plan
+        from llc.cli.sweep import print_plan, progress_printer
 
+        if dry_run:
             print_plan(jobs, root, False, sweep_id(jobs))
             return
         executor = make_executor(backend or "local", runs_root=root, sweep_id=sweep_id(jobs), workers=workers,
@@ -78,18 +78,9 @@ def validate_command(
 
         n_run = sum(1 for status in plan(jobs, root).values() if status == "pending")
         stderr.print(f"{len(jobs)} validation jobs, {len(jobs) - n_run} cached, {n_run} to run on {backend or 'local'}")
-    finished = [0]
-
-    def job_done(update) -> None:
-        if update.status in ("pending", "running"):
-            return
-        finished[0] += 1
-        took = f" {update.elapsed_s:.0f}s" if update.elapsed_s is not None else ""
-        stderr.print(f"[{finished[0]}/{n_run}] {update.status} {update.key}{took}"
-                     + (f"  {update.error}" if update.error else ""))
-
+        on_job = progress_printer(n_run)
     rows = validate(names, preset=preset, runs_root=runs_dir, on_row=show, cases=case_names, executor=executor,
-                    on_job=job_done)
+                    on_job=on_job)
     typer.echo(format_table(rows))
     if out is not None:
         write_csv(rows, out)
