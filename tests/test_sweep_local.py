@@ -90,16 +90,24 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None):
+def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None,
+             log: Path | None = None):
+    """Poll until `predicate()` is truthy; fail early if the driver exits, quoting its output."""
+    def output() -> str:
+        if log is not None:
+            return log.read_text()
+        return proc.stderr.read() if proc is not None and proc.stderr is not None else ""
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"driver exited ({proc.returncode}) while waiting for {what}: {proc.stderr.read()}")
+            raise AssertionError(f"driver exited ({proc.returncode}) while waiting for {what}: {output()}")
         time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+    tail = output()[-4000:] if log is not None else ""
+    raise AssertionError(f"timed out waiting for {what}" + (f"; driver log:\n{tail}" if tail else ""))
 
 
 def alive(pid: int) -> bool:
@@ -242,7 +250,7 @@ def test_ctrl_c_stops_cleanly(tmp_path):
     try:
         running = wait_for(
             lambda: (runs / "_sweeps").is_dir() and any(s == "running" for s in statuses(only_manifest(runs)).values()),
-            240, "a running job")
+            240, "a running job", proc, log)
         assert running
         pids = worker_pids(only_manifest(runs))
         proc.send_signal(signal.SIGINT)
