@@ -41,6 +41,19 @@ def test_equivalent_spellings_give_one_run_id():
     assert run_id(a) != run_id(c)
 
 
+def test_unset_later_option_leaves_run_ids_of_cached_runs_alone():
+    """An option added later must not change the ID of a config that does not use it (cached runs stay valid)."""
+    from llc.config import config_to_dict
+    from llc.hashing import content_hash
+    from llc.version import code_version
+
+    cfg = resolve_config("quick")
+    before = config_to_dict(cfg)
+    del before["sampler"]["warmup_step_factor"]  # the config as hashed before the option existed
+    assert run_id(cfg) == f"sgld-{content_hash({'config': before, 'code_version': code_version()})}"
+    assert run_id(resolve_config("quick", ["sampler.warmup_step_factor=4.0"])) != run_id(cfg)
+
+
 def test_depth_and_target_params_resolve_to_hidden_widths():
     cfg = resolve_config("quick", ["target.depth=2", "target.target_params=500"])
     assert cfg.target.hidden and len(cfg.target.hidden) == 2 and cfg.target.depth is None
@@ -81,6 +94,8 @@ BAD_INPUTS = [
     (["--config", "/nonexistent/config.yaml"], "file not found"),
     (["--set", "sampler.step_size"], "section.key=value"),
     (["--set", "target.hidden=[8,-1]"], "target.hidden"),
+    (["--set", "sampler.warmup_step_factor=0.5"], "sampler.warmup_step_factor"),
+    (["--sampler", "hmc", "--set", "sampler.warmup_step_factor=4"], "sampler.warmup_step_factor does not apply"),
 ]
 
 

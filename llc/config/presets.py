@@ -12,8 +12,10 @@ from typing import Any
 # Which sampler-specific keys apply to which sampler. Common keys apply to all.
 COMMON_SAMPLER_KEYS = frozenset({"name", "chains", "steps", "warmup", "step_size", "thinning", "init_jitter"})
 SAMPLER_KEYS: dict[str, frozenset[str]] = {
-    "sgld": frozenset({"step_scale", "batch_size", "loss_trace", "precond", "precond_decay", "precond_eps"}),
-    "sghmc": frozenset({"step_scale", "batch_size", "loss_trace", "friction", "num_integration_steps"}),
+    "sgld": frozenset({"step_scale", "warmup_step_factor", "batch_size", "loss_trace", "precond", "precond_decay",
+                       "precond_eps"}),
+    "sghmc": frozenset({"step_scale", "warmup_step_factor", "batch_size", "loss_trace", "friction",
+                        "num_integration_steps"}),
     "hmc": frozenset({"num_integration_steps", "target_accept"}),
     "nuts": frozenset({"target_accept"}),
     "mclmc": frozenset({"desired_energy_var"}),

@@ -95,6 +95,13 @@ class SamplerConfig:
         "(docs/samplers.md).",
         gt=0,
     )
+    warmup_step_factor: float | None = opt(
+        None,
+        "sgld, sghmc: run the first three quarters of the warm-up at this multiple of the sampling step size "
+        "(h, or eps/alpha for sghmc), the last quarter at the sampling step. Warm-up draws are discarded, so the "
+        "larger step only speeds the chains' relaxation from w* along flat directions (docs/samplers.md).",
+        min=1,
+    )
     thinning: int = opt(1, "Keep every k-th draw.", gt=0)
     init_jitter: float = opt(0.0, "Std of Gaussian jitter added to w* to start each chain.", min=0)
     batch_size: int | None = opt(None, "Minibatch size (SG samplers).", gt=0)

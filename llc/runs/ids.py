@@ -13,9 +13,18 @@ from llc.version import code_version
 RUN_ID_RE = re.compile(r"^[a-z_]+-[0-9a-f]{16}$")
 
 
+# Options added after runs were cached under the IDs of configs that lacked them: while unset they are
+# left out of the hash, so adding an option does not orphan every cached run (set, they change the ID).
+LATER_OPTIONS = (("sampler", "warmup_step_factor"),)
+
+
 def run_id(cfg: Config) -> str:
     """`<sampler>-<hash>`: hash of the canonical resolved config plus the code version."""
-    return f"{cfg.sampler.name}-{content_hash({'config': config_to_dict(cfg), 'code_version': code_version()})}"
+    config = config_to_dict(cfg)
+    for section, key in LATER_OPTIONS:
+        if config[section][key] is None:
+            del config[section][key]
+    return f"{cfg.sampler.name}-{content_hash({'config': config, 'code_version': code_version()})}"
 
 
 def family_id(cfg: Config) -> str:

@@ -16,6 +16,8 @@ Step size: `sampler.step_size` = h as given, or, when only `sampler.step_scale` 
 set (the presets), h scaled to the stiffest curvature at the chain's start
 (llc.samplers.curvature), computed per chain at the start of warm-up and, with a
 preconditioner, again for the frozen metric (largest eigenvalue of G^½ (nβ∇²L_n + γ) G^½).
+With `sampler.warmup_step_factor` = f the first three quarters of the warm-up use f·h
+(the preconditioned warm-up likewise; its metric is estimated along the way as usual).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import jax.numpy as jnp
 
 from llc.config import SamplerConfig
 from llc.posterior import Posterior
-from llc.samplers.base import Sampler, scan_warmup
+from llc.samplers.base import Sampler, scan_warmup, scan_warmup_two_speed
 from llc.samplers.curvature import (
     add_work,
     initial_step_size,
@@ -88,12 +90,20 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
     def warmup(key, state: SGLDState, num_steps: int):
         k_step, k_precond, key = jax.random.split(key, 3)
         h, tuning = initial_step_size(posterior, cfg, k_step, state.position)
+        factor = cfg.warmup_step_factor
         if precond == "none":
             metric = jnp.ones_like(state.position)
-            state, info = scan_warmup(step, key, state, (h, metric), num_steps)
-        else:
+            if factor is None:
+                state, info = scan_warmup(step, key, state, (h, metric), num_steps)
+            else:
+                state, info = scan_warmup_two_speed(step, key, state, (h * factor, metric), (h, metric), num_steps)
+        elif factor is None:
             state, info = scan_warmup(adapt_step, key, state, h, num_steps)
+        else:
+            state, info = scan_warmup_two_speed(adapt_step, key, state, h * factor, h, num_steps)
         info = add_work(info, tuning)
+        if factor is not None:
+            info = {**info, "warmup_step_size": h * factor}
         if precond != "none":
             metric = metric_from_moment(state, precond, decay, eps)
             if cfg.step_size is None:
