@@ -123,3 +123,13 @@ def test_print_config_is_resolved_yaml(cli, tmp_path):
     assert data["sampler"]["step_scale"] == resolve_config("full").sampler.step_scale == 0.1
     assert data["sampler"]["step_size"] is None  # SGLD's step size is curvature-scaled at run time
     assert not tmp_path.joinpath("runs").exists()
+
+
+def test_configuration_doc_lists_every_key_as_the_schema_says():
+    """docs/configuration.md's key tables are the schema's metadata (regenerate with keys_markdown())."""
+    from pathlib import Path
+
+    from llc.config.reference import keys_markdown
+
+    doc = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    assert keys_markdown() in doc

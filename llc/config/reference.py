@@ -1,0 +1,34 @@
+"""The key reference of docs/configuration.md, generated from the schema's field metadata."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from llc.config.presets import SAMPLER_KEYS
+from llc.config.schema import SECTIONS, TOP_LEVEL_HELP, Config
+
+
+def _allowed(meta: dict) -> str:
+    if "choices" in meta:
+        return ", ".join(meta["choices"])
+    parts = []
+    for name, sign in (("gt", ">"), ("min", ">="), ("max", "<="), ("min_each", "each >=")):
+        if name in meta:
+            parts.append(f"{sign} {meta[name]}")
+    return ", ".join(parts)
+
+
+def _row(key: str, f: dataclasses.Field) -> str:
+    return f"| `{key}` | `{f.default}` | {_allowed(f.metadata)} | {f.metadata['help']} |"
+
+
+def keys_markdown() -> str:
+    """Markdown tables: every key with default, allowed values and meaning; then each sampler's own keys."""
+    lines = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
+    for section, cls in SECTIONS.items():
+        lines += [_row(f"{section}.{f.name}", f) for f in dataclasses.fields(cls)]
+    top = {f.name: f for f in dataclasses.fields(Config)}
+    lines += [_row(name, top[name]) for name in TOP_LEVEL_HELP]
+    lines += ["", "| sampler | its own keys |", "|---|---|"]
+    lines += [f"| `{name}` | {', '.join(sorted(keys))} |" for name, keys in SAMPLER_KEYS.items()]
+    return "\n".join(lines) + "\n"
