@@ -30,7 +30,13 @@ def test_full_preset_matches_issue():
     assert s.steps // s.thinning == 16000
     fde_per_chain = s.steps * s.batch_size / cfg.data.n
     hmc = resolve_config("full", sampler="hmc").sampler
-    assert 0.5 < fde_per_chain / (hmc.steps * hmc.num_integration_steps) < 1.0
+    hmc_fde = hmc.steps * hmc.num_integration_steps
+    assert 0.5 < fde_per_chain / hmc_fde < 1.0
+    # SGHMC samples twice as long (it switches metastable states more slowly per step; docs/validation.md)
+    sghmc = resolve_config("full", sampler="sghmc").sampler
+    assert (sghmc.steps, sghmc.warmup, sghmc.thinning, sghmc.batch_size) == (5_120_000, 64_000, 320, 256)
+    assert sghmc.steps // sghmc.thinning == 16000
+    assert 1.0 < sghmc.steps * sghmc.batch_size / cfg.data.n / hmc_fde < 2.0
 
 
 def test_equivalent_spellings_give_one_run_id():
