@@ -23,9 +23,9 @@ SAMPLER_KEYS: dict[str, frozenset[str]] = {
 }
 
 SG_FULL_BUDGET = {"steps": 2_560_000, "warmup": 64_000, "thinning": 160}
-# SGHMC: twice SGLD's sampling. On the suite's slowest, metastable run (DLN [5,4,5] r = 0, seed 0) its
-# chains switch states ~4x less often per step than SGLD's at the same ε/α (ESS 320 vs 1458 at 2.56 M
-# steps; R̂ 1.0115, and 1.0057 at 5.12 M). ≈ 65 000 FDE per chain, 1.6x HMC's work (docs/validation.md).
+# Each SG sampler gets the smallest 2.56 M x 2^k steps at which all its validation runs have R̂ <= 1.01.
+# SGHMC needs 5.12 M: its slowest run (DLN [5,4,5] r = 0, seed 0, metastable) has R̂ 1.0115 at 2.56 M,
+# 1.0057 at 5.12 M. ≈ 65 000 FDE per chain, 1.6x HMC's work (docs/validation.md, "SG budget").
 SGHMC_FULL_BUDGET = {"steps": 5_120_000, "warmup": 64_000, "thinning": 320}
 
 PRESETS: dict[str, dict[str, Any]] = {
