@@ -32,7 +32,7 @@ def test_full_preset_matches_issue():
     hmc = resolve_config("full", sampler="hmc").sampler
     hmc_fde = hmc.steps * hmc.num_integration_steps
     assert 0.5 < fde_per_chain / hmc_fde < 1.0
-    # SGHMC samples twice as long (it switches metastable states more slowly per step; docs/validation.md)
+    # SGHMC samples twice as long: the smallest 2.56 M x 2^k steps at which all its validation runs pass (docs/validation.md)
     sghmc = resolve_config("full", sampler="sghmc").sampler
     assert (sghmc.steps, sghmc.warmup, sghmc.thinning, sghmc.batch_size) == (5_120_000, 64_000, 320, 256)
     assert sghmc.steps // sghmc.thinning == 16000

@@ -93,14 +93,13 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
         factor = cfg.warmup_step_factor
         if precond == "none":
             metric = jnp.ones_like(state.position)
-            if factor is None:
-                state, info = scan_warmup(step, key, state, (h, metric), num_steps)
-            else:
-                state, info = scan_warmup_two_speed(step, key, state, (h * factor, metric), (h, metric), num_steps)
-        elif factor is None:
-            state, info = scan_warmup(adapt_step, key, state, h, num_steps)
+            burn_in, params, with_step = step, (h, metric), lambda size: (size, metric)
         else:
-            state, info = scan_warmup_two_speed(adapt_step, key, state, h * factor, h, num_steps)
+            burn_in, params, with_step = adapt_step, h, lambda size: size
+        if factor is None:
+            state, info = scan_warmup(burn_in, key, state, params, num_steps)
+        else:
+            state, info = scan_warmup_two_speed(burn_in, key, state, with_step(h * factor), params, num_steps)
         info = add_work(info, tuning)
         if factor is not None:
             info = {**info, "warmup_step_size": h * factor}
