@@ -84,15 +84,15 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
         momentum = jax.random.normal(k_mom, state.position.shape, state.position.dtype)
         params = (eps, alpha)
         state = state._replace(momentum=momentum)
-        factor = cfg.warmup_step_factor
+        factor, fast = cfg.warmup_step_factor, {}
         if factor is None:
             state, info = scan_warmup(step, k_run, state, params, num_steps)
-            return state, params, {**add_work(info, tuning), "step_size": eps, "friction": alpha}
-        # f times the SGLD-equivalent step ε/α: with the default friction α·ε stays 0.1, else α stays as set
-        eps_fast = eps * jnp.sqrt(factor) if cfg.friction is None else eps * factor
-        alpha_fast = FRICTION_TIMES_STEP / eps_fast if cfg.friction is None else alpha
-        state, info = scan_warmup_two_speed(step, k_run, state, (eps_fast, alpha_fast), params, num_steps)
-        return state, params, {**add_work(info, tuning), "step_size": eps, "friction": alpha,
-                               "warmup_step_size": eps_fast}
+        else:
+            # f times the SGLD-equivalent step ε/α: with the default friction α·ε stays 0.1, else α stays as set
+            eps_fast = eps * jnp.sqrt(factor) if cfg.friction is None else eps * factor
+            alpha_fast = FRICTION_TIMES_STEP / eps_fast if cfg.friction is None else alpha
+            state, info = scan_warmup_two_speed(step, k_run, state, (eps_fast, alpha_fast), params, num_steps)
+            fast = {"warmup_step_size": eps_fast}
+        return state, params, {**add_work(info, tuning), "step_size": eps, "friction": alpha, **fast}
 
     return Sampler(init=init, warmup=warmup, step=step, position=lambda s: s.position)

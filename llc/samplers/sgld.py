@@ -100,9 +100,8 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
             state, info = scan_warmup(burn_in, key, state, params, num_steps)
         else:
             state, info = scan_warmup_two_speed(burn_in, key, state, with_step(h * factor), params, num_steps)
-        info = add_work(info, tuning)
-        if factor is not None:
             info = {**info, "warmup_step_size": h * factor}
+        info = add_work(info, tuning)
         if precond != "none":
             metric = metric_from_moment(state, precond, decay, eps)
             if cfg.step_size is None:
