@@ -125,14 +125,16 @@ def validate(
     cases: Sequence[str] | None = None,
     executor: Executor | None = None,
     on_job: Callable[[JobUpdate], None] | None = None,
+    jobs: Sequence[Job] | None = None,
 ) -> list[dict[str, Any]]:
     """Run the suite for `samplers` (optionally only the named `cases`); one row per (case, sampler).
 
     Without an executor the jobs run one after another in this process. With one (e.g. a local
     worker pool or SLURM) every job not yet cached is first run there as a sweep, resumably; the
-    rows are then read from the cached runs; `on_job` sees each job's status updates.
+    rows are then read from the cached runs; `on_job` sees each job's status updates. `jobs`, when
+    given, must be `validation_jobs(samplers, preset, cases)` (a caller that already built them).
     """
-    jobs = validation_jobs(samplers, preset, cases)
+    jobs = list(jobs) if jobs is not None else validation_jobs(samplers, preset, cases)
     root = Path(runs_root) if runs_root is not None else default_runs_root()
     if executor is not None:
         manifest = run_sweep(jobs, executor, root, source=f"llc validate --preset {preset}",

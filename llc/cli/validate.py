@@ -57,7 +57,7 @@ def validate_command(
                      f"({row['rel_error']:+.1%}), R̂ {row['rhat_max']:.3f}, {row['seconds']:.0f}s{why}")
 
     case_names = [c.strip() for c in cases.split(",") if c.strip()] if cases else None
-    executor, on_job = None, None
+    executor, on_job, jobs = None, None, None
     if dry_run or backend is not None or workers is not None:
         from llc.executors import make_executor
         from llc.runs import default_runs_root
@@ -80,7 +80,7 @@ def validate_command(
         stderr.print(f"{len(jobs)} validation jobs, {len(jobs) - n_run} cached, {n_run} to run on {backend or 'local'}")
         on_job = progress_printer(n_run)
     rows = validate(names, preset=preset, runs_root=runs_dir, on_row=show, cases=case_names, executor=executor,
-                    on_job=on_job)
+                    on_job=on_job, jobs=jobs)
     typer.echo(format_table(rows))
     if out is not None:
         write_csv(rows, out)
