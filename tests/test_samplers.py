@@ -190,6 +190,8 @@ def expected_transient_lambda(h: float, factor: float | None, warmup: int, draws
     return total / draws
 
 
+# 256 chains of 20 draws, on purpose: arviz's shape warning is expected here
+@pytest.mark.filterwarnings("ignore:Found chain dimension to be longer than draw dimension")
 @pytest.mark.parametrize("factor", [None, 4.0])
 def test_fast_warmup_relaxes_as_documented(factor, tmp_path):
     """sampler.warmup_step_factor: 3/4 of the warm-up at f·h, then h. Checked against the exact transient of
