@@ -125,19 +125,34 @@ def validate(
     cases: Sequence[str] | None = None,
     executor: Executor | None = None,
     on_job: Callable[[JobUpdate], None] | None = None,
-    jobs: Sequence[Job] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run the suite for `samplers` (optionally only the named `cases`); one row per (case, sampler).
+    """Run the suite for `samplers` (optionally only the named `cases`); one row per (case, sampler)."""
+    return validate_jobs(validation_jobs(samplers, preset, cases), runs_root, on_row=on_row, executor=executor,
+                         on_job=on_job, source=f"llc validate --preset {preset}")
+
+
+def validate_jobs(
+    jobs: Sequence[Job],
+    runs_root: str | Path | None = None,
+    *,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+    executor: Executor | None = None,
+    on_job: Callable[[JobUpdate], None] | None = None,
+    source: str = "llc validate",
+) -> list[dict[str, Any]]:
+    """Run validation `jobs` (from `validation_jobs`) and summarise them, one row per (case, sampler).
 
     Without an executor the jobs run one after another in this process. With one (e.g. a local
     worker pool or SLURM) every job not yet cached is first run there as a sweep, resumably; the
-    rows are then read from the cached runs; `on_job` sees each job's status updates. `jobs`, when
-    given, must be `validation_jobs(samplers, preset, cases)` (a caller that already built them).
+    rows are then read from the cached runs; `on_job` sees each job's status updates.
     """
-    jobs = list(jobs) if jobs is not None else validation_jobs(samplers, preset, cases)
+    jobs = list(jobs)
+    unknown = sorted({j.problem for j in jobs} - set(_CASES))
+    if unknown:
+        raise ConfigError(f"validation jobs: {', '.join(unknown)} is not a validation case")
     root = Path(runs_root) if runs_root is not None else default_runs_root()
     if executor is not None:
-        manifest = run_sweep(jobs, executor, root, source=f"llc validate --preset {preset}",
+        manifest = run_sweep(jobs, executor, root, source=source,
                              on_update=(lambda update, _: on_job(update)) if on_job else None)
         bad = {k: j for k, j in manifest.get("jobs", {}).items() if j.get("status") not in OK_STATES}
         if bad:
@@ -145,14 +160,15 @@ def validate(
             raise LLCError(f"{len(bad)} of {len(jobs)} validation jobs did not finish (first: {first[0]}: "
                            f"{first[1].get('status')}, {first[1].get('error') or 'no error recorded'}); "
                            "rerun to resume, finished jobs are cached")
+    groups: dict[tuple[str, str], list[Job]] = {}
+    for job in jobs:
+        groups.setdefault((job.problem, job.sampler), []).append(job)
     rows = []
-    for case in dict.fromkeys(j.problem for j in jobs):
-        for sampler in dict.fromkeys(j.sampler for j in jobs):
-            group = [j for j in jobs if j.problem == case and j.sampler == sampler]
-            results = [run_job(j.config, runs_root=root).metrics for j in group]
-            rows.append(_summarise(_CASES[case], sampler, results))
-            if on_row:
-                on_row(rows[-1])
+    for (case, sampler), group in groups.items():
+        results = [run_job(j.config, runs_root=root).metrics for j in group]
+        rows.append(_summarise(_CASES[case], sampler, results))
+        if on_row:
+            on_row(rows[-1])
     return rows
 
 

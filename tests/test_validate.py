@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 
 import pytest
 
-from llc.validation import SUITES, WORKED_DLN, tolerance, validate
+from llc.errors import ConfigError
+from llc.validation import SUITES, WORKED_DLN, tolerance, validate, validate_jobs, validation_jobs
 from tests.conftest import run_cli
 
 
@@ -58,6 +60,16 @@ def test_validate_sgld_on_linear_and_dln(tmp_path):
     again = validate(["sgld"], "quick", tmp_path / "runs", cases=["linear_10x2", "dln_4-3-8_r2"])
     assert [r["llc_mean"] for r in again] == [float(r["llc_mean"]) for r in rows]
     assert [r["seconds"] for r in again] == pytest.approx([float(r["seconds"]) for r in rows])
+    # Rows are grouped from the jobs alone: the DLN case's jobs give just its row.
+    only_dln = validate_jobs(validation_jobs(["sgld"], "quick", ["dln_4-3-8_r2"]), tmp_path / "runs")
+    assert [(r["case"], r["llc_mean"]) for r in only_dln] == [("dln_4-3-8_r2", float(dln["llc_mean"]))]
+
+
+def test_validate_jobs_rejects_a_job_that_is_not_a_validation_case(tmp_path):
+    job = dataclasses.replace(validation_jobs(["hmc"], "quick", ["linear_10x2"])[0], problem="my_mlp")
+    with pytest.raises(ConfigError, match="my_mlp is not a validation case"):
+        validate_jobs([job], tmp_path)
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.slow

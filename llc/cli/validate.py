@@ -46,7 +46,13 @@ def validate_command(
     resumable sweep (e.g. `--workers 8`, or `--backend submitit` on a SLURM cluster).
     """
     from llc.samplers import REGISTRY
-    from llc.validation import check_samplers, format_table, validate, write_csv
+    from llc.validation import (
+        check_samplers,
+        format_table,
+        validate_jobs,
+        validation_jobs,
+        write_csv,
+    )
 
     names = check_samplers([s.strip() for s in samplers.split(",") if s.strip()] if samplers else list(REGISTRY), list(REGISTRY))
 
@@ -57,15 +63,14 @@ def validate_command(
                      f"({row['rel_error']:+.1%}), R̂ {row['rhat_max']:.3f}, {row['seconds']:.0f}s{why}")
 
     case_names = [c.strip() for c in cases.split(",") if c.strip()] if cases else None
-    executor, on_job, jobs = None, None, None
+    jobs = validation_jobs(names, preset, case_names)
+    executor, on_job = None, None
     if dry_run or backend is not None or workers is not None:
         from llc.executors import make_executor
         from llc.runs import default_runs_root
         from llc.study import sweep_id
-        from llc.validation import validation_jobs
 
         root = Path(runs_dir) if runs_dir is not None else default_runs_root()
-        jobs = validation_jobs(names, preset, case_names)
         from llc.cli.sweep import print_plan, progress_printer
 
         if dry_run:
@@ -79,8 +84,8 @@ def validate_command(
         n_run = sum(1 for status in plan(jobs, root).values() if status == "pending")
         stderr.print(f"{len(jobs)} validation jobs, {len(jobs) - n_run} cached, {n_run} to run on {backend or 'local'}")
         on_job = progress_printer(n_run)
-    rows = validate(names, preset=preset, runs_root=runs_dir, on_row=show, cases=case_names, executor=executor,
-                    on_job=on_job, jobs=jobs)
+    rows = validate_jobs(jobs, runs_dir, on_row=show, executor=executor, on_job=on_job,
+                         source=f"llc validate --preset {preset}")
     typer.echo(format_table(rows))
     if out is not None:
         write_csv(rows, out)
