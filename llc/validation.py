@@ -18,15 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from llc.config import SAMPLER_KEYS, resolve_config
+from llc.config import resolve_config
 from llc.errors import ConfigError, LLCError
 from llc.executors import OK_STATES, Executor, JobUpdate, run_sweep
 from llc.runs import default_runs_root, family_id, run_id, run_job
 from llc.runs.io import write_text_atomic
+from llc.samplers.registry import sampler_specs, spec_of
 from llc.study import Job, job_key
 
-# Relative tolerance per sampler: exact-in-the-limit samplers get 10%, SG samplers 15%.
-REL_TOL = {"hmc": 0.10, "nuts": 0.10, "mclmc": 0.10, "mclmc_adjusted": 0.10, "sgld": 0.15, "sghmc": 0.15}
 RHAT_MAX = 1.01
 
 
@@ -87,8 +86,9 @@ COLUMNS = ["case", "sampler", "lambda_true", "llc_mean", "llc_se", "seed_spread"
 
 
 def tolerance(sampler: str, lam: float, n: int, n_seeds: int, uses_data: bool) -> float:
-    """Absolute tolerance: rel·λ plus the 2σ data-set fluctuation of a mean over `n_seeds` seeds."""
-    tol = REL_TOL.get(sampler, 0.10) * lam
+    """Absolute tolerance: the sampler's `rel_tol`·λ (its spec) plus the 2σ data-set fluctuation of a
+    mean over `n_seeds` seeds."""
+    tol = spec_of(sampler).rel_tol * lam
     if uses_data:
         tol += 2 * math.sqrt(lam / (2 * math.log(n))) / math.sqrt(n_seeds)
     return tol
@@ -109,7 +109,8 @@ def validation_jobs(samplers: Sequence[str], preset: str = "quick", cases: Seque
     jobs = []
     for case in selected:
         for sampler in samplers:
-            trace = [EXACT_TRACE] if "loss_trace" in SAMPLER_KEYS.get(sampler, ()) else []
+            spec = sampler_specs().get(sampler)
+            trace = [EXACT_TRACE] if spec is not None and spec.minibatch else []
             for seed in suite["seeds"]:
                 cfg = resolve_config(preset, [*suite["data"], *case.overrides, f"seed={seed}", *trace], sampler=sampler)
                 jobs.append(Job(key=job_key(case.name, sampler, seed), problem=case.name, sampler=sampler, seed=seed,

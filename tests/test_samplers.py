@@ -21,6 +21,7 @@ from llc.errors import LLCError
 from llc.posterior import build_posterior
 from llc.runs import run_job
 from llc.samplers import build_sampler, run_chains
+from llc.samplers.registry import sampler_names, spec_of
 from llc.targets import build_target, problem_keys
 
 QUADRATIC = {
@@ -49,7 +50,7 @@ ACCURACY = {
     "mclmc_adjusted": ("mclmc_adjusted", {"sampler.steps": 3000, "sampler.warmup": 600}),
 }
 
-ALL_SAMPLERS = ("sgld", "sghmc", "hmc", "nuts", "mclmc", "mclmc_adjusted")
+ALL_SAMPLERS = sampler_names()  # a newly registered sampler must add its SMOKE_SAMPLER and ACCURACY entries
 
 
 def quadratic_config(sampler: str, settings: dict, **extra):
@@ -270,12 +271,12 @@ def test_precision_smoke_and_cost_formulas(sampler, precision, smoke_root):
     stats, adapt = tree["sample_stats"], tree["adaptation"]
 
     work, C, D, W = m["work"], s.chains, s.steps, s.warmup
-    full_batch = sampler not in ("sgld", "sghmc")
+    full_batch = not spec_of(sampler).minibatch
     if full_batch:
         assert work["fde_sampling"] == work["grad_evals_sampling"]
         assert work["fde_warmup"] == work["grad_evals_warmup"]
         assert np.all(np.isfinite(tree["posterior"]["loss"].values))
-    if sampler in ("sgld", "sghmc"):
+    if not full_batch:
         per_step = s.num_integration_steps or 1
         frac = s.batch_size / cfg.data.n
         assert work["grad_evals_sampling"] == D * C * per_step

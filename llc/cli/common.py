@@ -17,6 +17,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from llc.samplers.registry import sampler_names
+
 stderr = Console(stderr=True)
 
 PresetOpt = Annotated[str, typer.Option("--preset", help="Preset: quick (small MLP, under a minute) or full (~10k-parameter MLP, n=20000).")]
@@ -31,7 +33,7 @@ SetOpt = Annotated[
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML file with configuration sections (and optionally `preset`).")]
 SamplerOpt = Annotated[
     str | None,
-    typer.Option("--sampler", help="Shorthand for --set sampler.name=NAME (sgld, sghmc, hmc, nuts, mclmc, mclmc_adjusted)."),
+    typer.Option("--sampler", help=f"Shorthand for --set sampler.name=NAME ({', '.join(sampler_names())})."),
 ]
 RunsDirOpt = Annotated[
     Path | None,

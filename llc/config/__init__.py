@@ -1,19 +1,14 @@
 """Configuration: schema, presets, and resolution of user input into a validated Config."""
 
-from llc.config.presets import PRESETS, SAMPLER_KEYS
-from llc.config.resolve import (
-    config_from_dict,
-    config_to_dict,
-    count_params,
-    flat_config,
-    parse_override,
-    resolve_config,
-)
+from llc.config.finalize import count_params
+from llc.config.layering import sampler_keys
+from llc.config.presets import PRESETS
+from llc.config.reading import parse_override
+from llc.config.resolve import config_from_dict, config_to_dict, resolve_config
 from llc.config.schema import Config, DataConfig, PosteriorConfig, SamplerConfig, TargetConfig
 
 __all__ = [
     "PRESETS",
-    "SAMPLER_KEYS",
     "Config",
     "DataConfig",
     "PosteriorConfig",
@@ -22,7 +17,7 @@ __all__ = [
     "config_from_dict",
     "config_to_dict",
     "count_params",
-    "flat_config",
     "parse_override",
     "resolve_config",
+    "sampler_keys",
 ]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from llc.config.presets import SAMPLER_KEYS
 from llc.config.schema import SECTIONS, TOP_LEVEL_HELP, Config
+from llc.samplers.registry import sampler_specs
 
 
 def _allowed(meta: dict) -> str:
@@ -23,12 +23,16 @@ def _row(key: str, f: dataclasses.Field) -> str:
 
 
 def keys_markdown() -> str:
-    """Markdown tables: every key with default, allowed values and meaning; then each sampler's own keys."""
+    """Markdown tables: every key with default, allowed values and meaning; then each sampler's spec."""
     lines = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
     for section, cls in SECTIONS.items():
         lines += [_row(f"{section}.{f.name}", f) for f in dataclasses.fields(cls)]
     top = {f.name: f for f in dataclasses.fields(Config)}
     lines += [_row(name, top[name]) for name in TOP_LEVEL_HELP]
-    lines += ["", "| sampler | its own keys |", "|---|---|"]
-    lines += [f"| `{name}` | {', '.join(sorted(keys))} |" for name, keys in SAMPLER_KEYS.items()]
+    lines += ["", "| sampler | what it is | its own keys (default) | minibatches | validation tolerance |",
+              "|---|---|---|---|---|"]
+    for name, spec in sampler_specs().items():
+        own = ", ".join(f"{key} (`{value}`)" for key, value in sorted(spec.defaults().items()))
+        batches = "yes" if spec.minibatch else "no"
+        lines.append(f"| `{name}` | {spec.summary} | {own} | {batches} | {spec.rel_tol:.0%} |")
     return "\n".join(lines) + "\n"

@@ -1,15 +1,20 @@
 """The configuration of one job: frozen dataclasses, one per section.
 
 Every field carries its help text and constraints in `metadata`, so validation,
-`--print-config` and the documentation all read from one place. Keys are
+`--print-config` and the documentation all read from one place. The `sampler` section is
+built from the sampler registry: each sampler declares its own keys in its module's `SPEC`. Keys are
 addressed as `section.key` (e.g. `target.hidden`); `seed` and `precision` are
 top-level.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from typing import Any
+
+from llc.fields import opt
+from llc.samplers.registry import sampler_names, sampler_specs, shared_params
+from llc.samplers.spec import admits_none
 
 TARGET_KINDS = ("mlp", "dln", "quadratic")
 ACTIVATIONS = ("relu", "tanh", "gelu", "identity")
@@ -18,15 +23,7 @@ X_DISTS = ("gauss_iso", "gauss_aniso", "mixture", "lowdim_manifold", "heavy_tail
 NOISES = ("gauss", "hetero", "student_t", "outliers")
 LOSSES = ("gaussian", "mse")
 PRECISIONS = ("float32", "float64")
-SAMPLERS = ("sgld", "sghmc", "hmc", "nuts", "mclmc", "mclmc_adjusted")
-PRECONDS = ("none", "rmsprop", "adam")
-LOSS_TRACES = ("batch", "full")
 FULL_LOSSES = ("data", "moments")
-
-
-def opt(default: Any, help: str, **constraints: Any) -> Any:
-    """A dataclass field with its help text and constraints (choices, min, gt, max)."""
-    return field(default=default, metadata={"help": help, **constraints})
 
 
 @dataclass(frozen=True)
@@ -81,40 +78,47 @@ class PosteriorConfig:
 
 
 @dataclass(frozen=True)
-class SamplerConfig:
-    name: str = opt("sgld", "Sampler.", choices=SAMPLERS)
+class CommonSamplerConfig:
+    """The `sampler.*` keys every sampler has; each sampler's own keys come from its spec."""
+
+    name: str = opt("sgld", "Sampler.")
     chains: int = opt(4, "Number of chains, vectorised with jax.vmap.", gt=0)
     steps: int = opt(2000, "Sampling steps per chain after warm-up.", gt=0)
     warmup: int = opt(200, "Warm-up / adaptation steps per chain (discarded).", min=0)
-    step_size: float | None = opt(None, "Step size h (SGLD: w += h*grad + sqrt(2h)*xi). Default per sampler and preset.", gt=0)
-    step_scale: float | None = opt(
+    step_size: float | None = opt(
         None,
-        "sgld, sghmc: step size relative to the posterior's stiffest curvature at the chain's start, used when "
-        "step_size is not set: h = min(step_scale, 0.1 b / (n beta)) / lambda_max(n beta Hessian + gamma) "
-        "(the cap keeps minibatch-noise heating below 5%); sghmc uses eps = sqrt(h / 10) with friction 0.1 / eps "
-        "(docs/samplers.md).",
+        "Step size (SGLD: h in w += h*grad + sqrt(2h)*xi; SGHMC: eps). Default per sampler and preset.",
         gt=0,
-    )
-    warmup_step_factor: float | None = opt(
-        None,
-        "sgld, sghmc: run the first three quarters of the warm-up at this multiple of the sampling step size "
-        "(h, or eps/alpha for sghmc), the last quarter at the sampling step. Warm-up draws are discarded, so the "
-        "larger step only speeds the chains' relaxation from w* along flat directions (docs/samplers.md).",
-        min=1,
     )
     thinning: int = opt(1, "Keep every k-th draw.", gt=0)
     init_jitter: float = opt(0.0, "Std of Gaussian jitter added to w* to start each chain.", min=0)
-    batch_size: int | None = opt(None, "Minibatch size (SG samplers).", gt=0)
-    loss_trace: str | None = opt(
-        None, "SG samplers: record the minibatch loss of each kept step (batch) or the full-data loss (full).", choices=LOSS_TRACES
-    )
-    precond: str | None = opt(None, "sgld: diagonal preconditioner adapted during warm-up, then frozen.", choices=PRECONDS)
-    precond_decay: float | None = opt(None, "sgld: decay of the running second moment (rmsprop/adam).", gt=0, max=1)
-    precond_eps: float | None = opt(None, "sgld: epsilon added to sqrt of the second moment.", gt=0)
-    friction: float | None = opt(None, "sghmc: friction (alpha).", gt=0)
-    num_integration_steps: int | None = opt(None, "hmc / sghmc / mclmc_adjusted: integration steps per draw.", gt=0)
-    target_accept: float | None = opt(None, "hmc / nuts / mclmc_adjusted: target acceptance rate for step-size adaptation.", gt=0, max=1)
-    desired_energy_var: float | None = opt(None, "mclmc: desired energy variance per dimension for tuning.", gt=0)
+
+
+def _sampler_field(key: str, decls: list) -> tuple[str, Any, Any]:
+    """One flat `sampler.<key>` field from the samplers that declare it: None unless it applies."""
+    names = [name for name, _, _ in decls]
+    helps = {f.metadata["help"] for _, f, _ in decls}
+    if len(helps) == 1:
+        text = f"{', '.join(names)}: {helps.pop()}"
+    else:
+        text = "; ".join(f"{name}: {f.metadata['help']}" for name, f, _ in decls)
+    tp = decls[0][2]
+    return key, (tp if admits_none(tp) else tp | None), opt(None, text, **{
+        k: v for k, v in decls[0][1].metadata.items() if k != "help"})
+
+
+def _make_sampler_config() -> type:
+    specs = sampler_specs()
+    fields = [_sampler_field(key, decls) for key, decls in shared_params(specs).items()]
+    fields.append(("name", str, opt("sgld", "Sampler: " + "; ".join(
+        f"{s.name} ({s.summary})" for s in specs.values()) + ".", choices=tuple(specs))))
+    return make_dataclass("SamplerConfig", fields, bases=(CommonSamplerConfig,), frozen=True, module=__name__)
+
+
+# Flat: one field per `sampler.*` key of any sampler, so configs, run IDs and config.json keep one
+# shape whatever the sampler; keys that do not apply to the chosen sampler are None.
+SamplerConfig = _make_sampler_config()
+SAMPLERS = sampler_names()
 
 
 # Top-level keys (not in a section).

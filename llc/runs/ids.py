@@ -13,17 +13,22 @@ from llc.version import code_version
 RUN_ID_RE = re.compile(r"^[a-z_]+-[0-9a-f]{16}$")
 
 
-# Options added after runs were cached under the IDs of configs that lacked them: while unset they are
-# left out of the hash, so adding an option does not orphan every cached run (set, they change the ID).
-LATER_OPTIONS = (("sampler", "warmup_step_factor"),)
+# The `sampler.*` keys that every run ID has hashed since IDs began (None where they do not apply).
+# Keys added later (a new option, or a new sampler's own keys) are hashed only when set: adding one
+# must not orphan every cached run.
+ORIGINAL_SAMPLER_KEYS = frozenset({
+    "name", "chains", "steps", "warmup", "step_size", "step_scale", "thinning", "init_jitter", "batch_size",
+    "loss_trace", "precond", "precond_decay", "precond_eps", "friction", "num_integration_steps",
+    "target_accept", "desired_energy_var",
+})
 
 
 def run_id(cfg: Config) -> str:
     """`<sampler>-<hash>`: hash of the canonical resolved config plus the code version."""
     config = config_to_dict(cfg)
-    for section, key in LATER_OPTIONS:
-        if config[section][key] is None:
-            del config[section][key]
+    config["sampler"] = {
+        k: v for k, v in config["sampler"].items() if k in ORIGINAL_SAMPLER_KEYS or v is not None
+    }
     return f"{cfg.sampler.name}-{content_hash({'config': config, 'code_version': code_version()})}"
 
 

@@ -1,30 +1,41 @@
-"""Sampler registry: name -> builder(posterior, sampler_config) -> Sampler."""
+"""Samplers: one module per sampler, each declaring a `SPEC` (llc.samplers.spec) listed in
+`llc.samplers.registry`; `build_sampler` turns a resolved config into a `Sampler` and `run_chains`
+runs it over vmapped chains.
+
+Attributes are imported on first use: `llc.config` reads the registry while it is being imported,
+so this package must not import the config (or JAX-heavy modules) eagerly.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from llc.config import SamplerConfig
-from llc.posterior import Posterior
-from llc.samplers import hmc, mclmc, mclmc_adjusted, nuts, sghmc, sgld
-from llc.samplers.base import ChainRun, Sampler, run_chains
-
-REGISTRY: dict[str, Callable[[Posterior, SamplerConfig], Sampler]] = {
-    "sgld": sgld.build,
-    "sghmc": sghmc.build,
-    "hmc": hmc.build,
-    "nuts": nuts.build,
-    "mclmc": mclmc.build,
-    "mclmc_adjusted": mclmc_adjusted.build,
-}
+if TYPE_CHECKING:
+    from llc.config import SamplerConfig
+    from llc.posterior import Posterior
+    from llc.samplers.base import ChainRun, Sampler, run_chains  # noqa: F401
 
 
 def build_sampler(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
     from llc.errors import ConfigError
+    from llc.samplers.registry import sampler_specs
 
-    if cfg.name not in REGISTRY:
-        raise ConfigError(f"sampler.name: {cfg.name!r} is not implemented yet; available: {', '.join(REGISTRY)}")
-    return REGISTRY[cfg.name](posterior, cfg)
+    specs = sampler_specs()
+    if cfg.name not in specs:
+        raise ConfigError(f"sampler.name: {cfg.name!r} is not implemented; available: {', '.join(specs)}")
+    return specs[cfg.name].build(posterior, cfg)
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("ChainRun", "Sampler", "run_chains"):
+        from llc.samplers import base
+
+        return getattr(base, name)
+    if name == "REGISTRY":  # name -> spec, in registry order
+        from llc.samplers.registry import sampler_specs
+
+        return sampler_specs()
+    raise AttributeError(f"module 'llc.samplers' has no attribute {name!r}")
 
 
 __all__ = ["REGISTRY", "ChainRun", "Sampler", "build_sampler", "run_chains"]

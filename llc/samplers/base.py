@@ -16,14 +16,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from llc.config import SamplerConfig
-from llc.posterior import Posterior
+if TYPE_CHECKING:
+    from llc.config import SamplerConfig
+    from llc.posterior import Posterior
 
 StepInfo = dict[str, jax.Array]  # must hold "loss", "fde", "grad_evals"; other keys are diagnostics
 

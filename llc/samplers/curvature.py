@@ -17,11 +17,14 @@ Data-free targets (batch fraction 1) have no minibatch noise and no cap.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import jax
 import jax.numpy as jnp
 
-from llc.config import SamplerConfig
-from llc.posterior import Posterior
+if TYPE_CHECKING:
+    from llc.config import SamplerConfig
+    from llc.posterior import Posterior
 
 POWER_ITERATIONS = 20
 HEATING_CAP = 0.1

@@ -34,17 +34,34 @@ from __future__ import annotations
 
 import contextlib
 import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import blackjax
 import jax
 import jax.numpy as jnp
 from blackjax.adaptation.base import get_filter_adapt_info_fn
 
-from llc.config import SamplerConfig
-from llc.posterior import Posterior
+from llc.fields import opt
 from llc.samplers.base import Sampler
+from llc.samplers.spec import SamplerSpec
 
-DEFAULT_TARGET_ACCEPT = 0.8
+if TYPE_CHECKING:
+    from llc.config import SamplerConfig
+    from llc.posterior import Posterior
+
+TARGET_ACCEPT_HELP = "target acceptance rate for step-size adaptation."
+
+
+@dataclass(frozen=True)
+class NUTSParams:
+    target_accept: float = opt(0.8, TARGET_ACCEPT_HELP, gt=0, max=1)
+
+
+@dataclass(frozen=True)
+class HMCParams(NUTSParams):
+    num_integration_steps: int = opt(20, "integration steps per draw.", gt=0)
+
 # HMC only: each sampling transition uses step size ε·U(1 - J, 1 + J) around the adapted ε (Neal
 # 2011, §5.4.4). With a fixed number of leapfrog steps and a fixed ε, near-Gaussian directions whose
 # trajectory angle ω·L·ε sits near a multiple of π barely change their energy from one draw to the
@@ -89,10 +106,10 @@ def build_window_adapted(posterior: Posterior, cfg: SamplerConfig, kind: str) ->
     dtype = w_star.dtype
     dim = w_star.shape[0]
     s = coordinate_scale(posterior)
-    target_accept = cfg.target_accept if cfg.target_accept is not None else DEFAULT_TARGET_ACCEPT
+    target_accept = cfg.target_accept
     if kind == "hmc":
         algorithm = blackjax.hmc
-        n_leapfrog = int(cfg.num_integration_steps or 10)
+        n_leapfrog = int(cfg.num_integration_steps)
         extra = {"num_integration_steps": n_leapfrog}
         kernel = blackjax.hmc.build_kernel()
     else:
@@ -169,3 +186,17 @@ def build_window_adapted(posterior: Posterior, cfg: SamplerConfig, kind: str) ->
 
 def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
     return build_window_adapted(posterior, cfg, "hmc")
+
+
+SPEC = SamplerSpec(
+    name="hmc",
+    summary="Hamiltonian Monte Carlo with Stan-style window adaptation (step size, diagonal mass matrix)",
+    params=HMCParams,
+    build=build,
+    minibatch=False,
+    rel_tol=0.10,
+    presets={
+        "quick": {"step_size": 1e-3, "steps": 500, "warmup": 300},
+        "full": {"step_size": 1e-4, "steps": 1000, "warmup": 1000, "num_integration_steps": 40},
+    },
+)

@@ -33,18 +33,30 @@ it shrinks the step size.)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import blackjax
 import jax
 import jax.numpy as jnp
 from blackjax.adaptation.mclmc_adaptation import MCLMCAdaptationState
 
-from llc.config import SamplerConfig
-from llc.posterior import Posterior
+from llc.fields import opt
 from llc.samplers.base import Sampler
 from llc.samplers.hmc import blackjax_precision, mass_matrix_summary
+from llc.samplers.spec import SamplerSpec
+
+if TYPE_CHECKING:
+    from llc.config import SamplerConfig
+    from llc.posterior import Posterior
 
 TUNE_FRACTION = 0.3  # each of BlackJAX's three tuning phases, as a fraction of sampler.warmup
-DEFAULT_ENERGY_VAR = 5e-4
+
+
+@dataclass(frozen=True)
+class MCLMCParams:
+    desired_energy_var: float = opt(1e-4, "desired energy variance per dimension for tuning.", gt=0)
+
 DIVERGENCE_THRESHOLD = 1000.0
 
 
@@ -92,7 +104,7 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
     w_star = posterior.w_star
     dtype = w_star.dtype
     dim = w_star.shape[0]
-    energy_var = cfg.desired_energy_var if cfg.desired_energy_var is not None else DEFAULT_ENERGY_VAR
+    energy_var = cfg.desired_energy_var
     logdensity = posterior.logdensity
     kernel = blackjax.mcmc.mclmc.build_kernel(desired_energy_var=energy_var)
 
@@ -137,3 +149,17 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
         return new, {**record, "fde": two, "grad_evals": two}
 
     return Sampler(init=init, warmup=warmup, step=step, position=lambda state: state.position)
+
+
+SPEC = SamplerSpec(
+    name="mclmc",
+    summary="microcanonical Langevin Monte Carlo, unadjusted (BlackJAX's tuning of L and step size)",
+    params=MCLMCParams,
+    build=build,
+    minibatch=False,
+    rel_tol=0.10,
+    presets={
+        "quick": {"step_size": 1e-2, "steps": 4000, "warmup": 1000},
+        "full": {"step_size": 1e-3, "steps": 8000, "warmup": 2000},
+    },
+)

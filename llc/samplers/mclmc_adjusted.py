@@ -22,21 +22,32 @@ log-density.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import blackjax
 import jax
 import jax.numpy as jnp
 from blackjax.adaptation.mclmc_adaptation import MCLMCAdaptationState
 from blackjax.mcmc.adjusted_mclmc_dynamic import make_random_trajectory_length_fn
 
-from llc.config import SamplerConfig
-from llc.posterior import Posterior
+from llc.fields import opt
 from llc.samplers.base import Sampler
-from llc.samplers.hmc import blackjax_precision
+from llc.samplers.hmc import TARGET_ACCEPT_HELP, blackjax_precision
 from llc.samplers.mclmc import _f64, tuned
+from llc.samplers.spec import SamplerSpec
+
+if TYPE_CHECKING:
+    from llc.config import SamplerConfig
+    from llc.posterior import Posterior
 
 TUNE_FRACTION = 1.0 / 3.0
-DEFAULT_TARGET_ACCEPT = 0.9
-DEFAULT_NUM_STEPS = 2
+
+
+@dataclass(frozen=True)
+class AdjustedMCLMCParams:
+    target_accept: float = opt(0.9, TARGET_ACCEPT_HELP, gt=0, max=1)
+    num_integration_steps: int = opt(10, "integration steps per draw.", gt=0)
 
 
 
@@ -44,8 +55,8 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
     w_star = posterior.w_star
     dtype = w_star.dtype
     dim = w_star.shape[0]
-    target = cfg.target_accept if cfg.target_accept is not None else DEFAULT_TARGET_ACCEPT
-    avg_steps = float(cfg.num_integration_steps or DEFAULT_NUM_STEPS)
+    target = cfg.target_accept
+    avg_steps = float(cfg.num_integration_steps)
     logdensity = posterior.logdensity
     steps_fn = make_random_trajectory_length_fn(True)
     kernel = blackjax.adjusted_mclmc_dynamic.build_kernel(integration_steps_fn=steps_fn)
@@ -95,3 +106,17 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
         return new, {**record, "fde": grads, "grad_evals": grads}
 
     return Sampler(init=init, warmup=warmup, step=step, position=lambda state: state.position)
+
+
+SPEC = SamplerSpec(
+    name="mclmc_adjusted",
+    summary="microcanonical Langevin Monte Carlo with a Metropolis adjustment and random trajectory lengths",
+    params=AdjustedMCLMCParams,
+    build=build,
+    minibatch=False,
+    rel_tol=0.10,
+    presets={
+        "quick": {"step_size": 1e-2, "steps": 1000, "warmup": 500},
+        "full": {"step_size": 1e-3, "steps": 1000, "warmup": 1000, "num_integration_steps": 20},
+    },
+)

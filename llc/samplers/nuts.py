@@ -9,11 +9,30 @@ with `tree_depth` and the Hamiltonian `energy` (for BFMI).
 
 from __future__ import annotations
 
-from llc.config import SamplerConfig
-from llc.posterior import Posterior
+from typing import TYPE_CHECKING
+
 from llc.samplers.base import Sampler
-from llc.samplers.hmc import build_window_adapted
+from llc.samplers.hmc import NUTSParams, build_window_adapted
+from llc.samplers.spec import SamplerSpec
+
+if TYPE_CHECKING:
+    from llc.config import SamplerConfig
+    from llc.posterior import Posterior
 
 
 def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
     return build_window_adapted(posterior, cfg, "nuts")
+
+
+SPEC = SamplerSpec(
+    name="nuts",
+    summary="the no-U-turn sampler with Stan-style window adaptation",
+    params=NUTSParams,
+    build=build,
+    minibatch=False,
+    rel_tol=0.10,
+    presets={
+        "quick": {"step_size": 1e-3, "steps": 300, "warmup": 200},
+        "full": {"step_size": 1e-4, "steps": 1000, "warmup": 1000},
+    },
+)

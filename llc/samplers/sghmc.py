@@ -30,17 +30,23 @@ L_B(w) evaluated by the step's integration steps (one each; no extra work).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from blackjax.sgmcmc.diffusions import sghmc as sghmc_diffusion
 
-from llc.config import SamplerConfig
-from llc.posterior import Posterior
+from llc.fields import opt
 from llc.samplers.base import Sampler, scan_warmup, scan_warmup_two_speed
 from llc.samplers.curvature import add_work, initial_step_size
 from llc.samplers.hmc import blackjax_precision
+from llc.samplers.sg_params import SGParams
+from llc.samplers.spec import SamplerSpec
+
+if TYPE_CHECKING:
+    from llc.config import SamplerConfig
+    from llc.posterior import Posterior
 
 
 class SGHMCState(NamedTuple):
@@ -50,9 +56,20 @@ class SGHMCState(NamedTuple):
 
 FRICTION_TIMES_STEP = 0.1  # default α·ε
 
+# Each SG sampler gets the smallest 2.56 M x 2^k steps at which all its validation runs have R̂ <= 1.01.
+# SGHMC needs 5.12 M: its slowest run (DLN [5,4,5] r = 0, seed 0, metastable) has R̂ 1.0115 at 2.56 M,
+# 1.0057 at 5.12 M. ≈ 65 000 FDE per chain, 1.6x HMC's work (docs/validation.md, "SG budget").
+SGHMC_FULL_BUDGET = {"steps": 5_120_000, "warmup": 64_000, "thinning": 320}
+
+
+@dataclass(frozen=True)
+class SGHMCParams(SGParams):
+    friction: float | None = opt(None, "friction alpha (default 0.1 / eps).", gt=0)
+    num_integration_steps: int = opt(1, "integration steps per draw.", gt=0)
+
 
 def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
-    n_int = int(cfg.num_integration_steps or 1)
+    n_int = int(cfg.num_integration_steps)
     work = {"fde": n_int * posterior.batch_fraction, "grad_evals": float(n_int)}
 
     def init(position: jax.Array) -> SGHMCState:
@@ -96,3 +113,20 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
         return state, params, {**add_work(info, tuning), "step_size": eps, "friction": alpha, **fast}
 
     return Sampler(init=init, warmup=warmup, step=step, position=lambda s: s.position)
+
+
+SPEC = SamplerSpec(
+    name="sghmc",
+    summary="stochastic-gradient Hamiltonian Monte Carlo with persistent momentum (strongly damped)",
+    params=SGHMCParams,
+    build=build,
+    minibatch=True,
+    rel_tol=0.15,
+    presets={
+        "quick": {"steps": 20000, "warmup": 10000},
+        # κ half of SGLD's: at the same h, SGHMC's integrator inflates the stiffest direction's
+        # variance twice as much (11% vs 5% at hK = 0.1; docs/samplers.md). Only data-free targets
+        # see it: with minibatches the heating cap (0.1·b/nβ) is the smaller bound.
+        "full": {"step_scale": 0.05, **SGHMC_FULL_BUDGET},
+    },
+)

@@ -22,13 +22,13 @@ With `sampler.warmup_step_factor` = f the first three quarters of the warm-up us
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from llc.config import SamplerConfig
-from llc.posterior import Posterior
+from llc.fields import opt
 from llc.samplers.base import Sampler, scan_warmup, scan_warmup_two_speed
 from llc.samplers.curvature import (
     add_work,
@@ -37,6 +37,21 @@ from llc.samplers.curvature import (
     scaled_step_size,
     tuning_work,
 )
+from llc.samplers.sg_params import SG_FULL_BUDGET, SGParams
+from llc.samplers.spec import SamplerSpec
+
+if TYPE_CHECKING:
+    from llc.config import SamplerConfig
+    from llc.posterior import Posterior
+
+PRECONDS = ("none", "rmsprop", "adam")
+
+
+@dataclass(frozen=True)
+class SGLDParams(SGParams):
+    precond: str = opt("none", "diagonal preconditioner adapted during warm-up, then frozen.", choices=PRECONDS)
+    precond_decay: float = opt(0.99, "decay of the running second moment (rmsprop/adam).", gt=0, max=1)
+    precond_eps: float = opt(1e-8, "epsilon added to sqrt of the second moment.", gt=0)
 
 
 class SGLDState(NamedTuple):
@@ -56,9 +71,7 @@ def metric_from_moment(state: SGLDState, precond: str, decay: float, eps: float)
 
 
 def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
-    precond = cfg.precond or "none"
-    decay = cfg.precond_decay if cfg.precond_decay is not None else 0.99
-    eps = cfg.precond_eps if cfg.precond_eps is not None else 1e-8
+    precond, decay, eps = cfg.precond, cfg.precond_decay, cfg.precond_eps
     work = {"fde": posterior.batch_fraction, "grad_evals": 1.0}
 
     def init(position: jax.Array) -> SGLDState:
@@ -114,3 +127,14 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
         return state, (h, metric), info
 
     return Sampler(init=init, warmup=warmup, step=step, position=lambda s: s.position)
+
+
+SPEC = SamplerSpec(
+    name="sgld",
+    summary="stochastic-gradient Langevin dynamics, plain or with a frozen diagonal preconditioner",
+    params=SGLDParams,
+    build=build,
+    minibatch=True,
+    rel_tol=0.15,
+    presets={"full": SG_FULL_BUDGET},
+)

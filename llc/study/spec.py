@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from llc.config import PRESETS, parse_override
-from llc.config.resolve import flatten, safe_load_file, validate_key_value
-from llc.config.schema import SAMPLERS
+from llc.config.coercion import validate_key_value
+from llc.config.reading import flatten, safe_load_file
 from llc.errors import ConfigError
+from llc.samplers.registry import sampler_names
 
 STUDY_KEYS = ("base", "problems", "samplers", "seeds", "description")
 BASE_KEYS = ("preset", "set")
@@ -191,8 +192,7 @@ def _problems(entries: Any, where: str) -> tuple[ProblemSpec, ...]:
 
 
 def _samplers(entries: Any, where: str) -> tuple[SamplerSpec, ...]:
-    from llc.samplers import REGISTRY
-
+    names = sampler_names()
     entries = _check_list(entries, where)
     raw = []
     for i, entry in enumerate(entries):
@@ -201,12 +201,10 @@ def _samplers(entries: Any, where: str) -> tuple[SamplerSpec, ...]:
             raise ConfigError(f"{here}: expected an object with keys sampler, name, set; got {entry!r}")
         _check_keys(entry, SAMPLER_ENTRY_KEYS, here)
         if "sampler" not in entry:
-            raise ConfigError(f"{here}: missing 'sampler' (one of {', '.join(REGISTRY)})")
+            raise ConfigError(f"{here}: missing 'sampler' (one of {', '.join(names)})")
         sampler = entry["sampler"]
-        if sampler not in SAMPLERS:
-            raise ConfigError(f"{here}.sampler: {sampler!r} is not a sampler; choose one of {', '.join(SAMPLERS)}")
-        if sampler not in REGISTRY:
-            raise ConfigError(f"{here}.sampler: {sampler!r} is not implemented yet; available: {', '.join(REGISTRY)}")
+        if sampler not in names:
+            raise ConfigError(f"{here}.sampler: {sampler!r} is not a sampler; choose one of {', '.join(names)}")
         label = _check_name(entry["name"], f"{here}.name") if "name" in entry else None
         raw.append((i, here, sampler, label, _check_set(entry.get("set"), f"{here}.set", "sampler")))
 

@@ -1,0 +1,98 @@
+"""Checking one `section.key` and its value against the schema: type coercion and constraints."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from typing import Any
+
+from llc.config.schema import SECTIONS, Config
+from llc.errors import ConfigError
+
+TOP_LEVEL_KEYS = ("seed", "precision")
+
+
+def schema_field(key: str) -> tuple[type, dataclasses.Field]:
+    """The dataclass and field behind `key`; unknown keys raise ConfigError listing the allowed ones."""
+    section, _, name = key.partition(".")
+    if key in TOP_LEVEL_KEYS:
+        return Config, {f.name: f for f in dataclasses.fields(Config)}[key]
+    cls = SECTIONS.get(section)
+    if cls is None or not name:
+        raise ConfigError(
+            f"unknown key {key!r}: sections are {', '.join(SECTIONS)}; top-level keys are {', '.join(TOP_LEVEL_KEYS)}"
+        )
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if name not in fields:
+        raise ConfigError(f"unknown key {key!r}: {section} keys are {', '.join(fields)}")
+    return cls, fields[name]
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if typing.get_origin(tp) is list:
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    return {type(None): "null"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _coerce(key: str, value: Any, tp: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(tp):
+            return None
+        for arg in typing.get_args(tp):
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(key, value, arg)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+        (inner,) = typing.get_args(tp)
+        return [_coerce(key, v, inner) for v in value]
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if tp is bool and isinstance(value, bool):
+        return value
+    if tp is int and is_number and float(value).is_integer():
+        return int(value)
+    if tp is float and is_number:
+        return float(value)
+    if tp is str and isinstance(value, str):
+        return value
+    raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+
+
+def _check_constraints(key: str, value: Any, meta: typing.Mapping[str, Any]) -> None:
+    if value is None:
+        return
+    if "choices" in meta and value not in meta["choices"]:
+        raise ConfigError(f"{key}: {value!r} is not allowed; choose one of {', '.join(meta['choices'])}")
+    values = value if isinstance(value, list) else [value]
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            continue
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(f"{key}: must be a finite number, got {v}")
+        if "gt" in meta and not v > meta["gt"]:
+            raise ConfigError(f"{key}: must be > {meta['gt']}, got {v}")
+        if "min" in meta and not v >= meta["min"]:
+            raise ConfigError(f"{key}: must be >= {meta['min']}, got {v}")
+        if "min_each" in meta and not v >= meta["min_each"]:
+            raise ConfigError(f"{key}: every entry must be >= {meta['min_each']}, got {value}")
+        if "max" in meta and not v <= meta["max"]:
+            raise ConfigError(f"{key}: must be <= {meta['max']}, got {v}")
+
+
+def validate_key_value(key: str, value: Any) -> Any:
+    """Check one `section.key` and its value; return the value coerced to the field's type."""
+    cls, fld = schema_field(key)
+    hints = typing.get_type_hints(cls)
+    coerced = _coerce(key, value, hints[fld.name])
+    _check_constraints(key, coerced, fld.metadata)
+    return coerced

@@ -1,0 +1,130 @@
+"""Cross-field checks and derived values of a built `Config`: the result is canonical (one spelling per job)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from llc.config.layering import applicable_keys
+from llc.config.schema import Config, DataConfig, PosteriorConfig, SamplerConfig, TargetConfig
+from llc.errors import ConfigError
+from llc.samplers.registry import spec_of
+
+replace = dataclasses.replace
+
+
+def mlp_widths_for_params(in_dim: int, out_dim: int, depth: int, target_params: int, bias: bool) -> list[int]:
+    """Equal hidden widths whose parameter count is closest to `target_params`."""
+    if depth == 0:
+        return []
+
+    def count(h: int) -> int:
+        widths = [in_dim] + [h] * depth + [out_dim]
+        return sum(a * b + (b if bias else 0) for a, b in zip(widths[:-1], widths[1:], strict=True))
+
+    best = min(range(1, 4097), key=lambda h: abs(count(h) - target_params))
+    return [best] * depth
+
+
+def count_params(target: Any) -> int:
+    """Number of parameters d of the (resolved) target."""
+    if target.kind == "quadratic":
+        return target.dim
+    widths = [target.in_dim, *target.hidden, target.out_dim]
+    bias = target.bias and target.kind == "mlp"
+    return sum(a * b + (b if bias else 0) for a, b in zip(widths[:-1], widths[1:], strict=True))
+
+
+def is_linear_in_x(t: TargetConfig) -> bool:
+    """True when f_w(x) = x M(w) + c(w): the full-data loss then has a closed form in the data's moments."""
+    return t.kind == "dln" or (t.kind == "mlp" and (not t.hidden or t.activation == "identity"))
+
+
+def finalize(cfg: Config, user_keys: set[str]) -> Config:
+    """Apply every cross-field check and derived value; `user_keys` are the keys the user set."""
+    t = finalize_target(cfg.target, user_keys)
+    if cfg.data.n < 2:
+        raise ConfigError(f"data.n: must be >= 2 (beta = beta0 / log n), got {cfg.data.n}")
+    p = finalize_posterior(cfg.posterior, t)
+    if t.erm_tol is None:
+        nbeta = cfg.data.n * p.beta0 / math.log(cfg.data.n)
+        t = replace(t, erm_tol=max(p.gamma, 1.0) ** 0.5 / nbeta)
+    s = finalize_sampler(cfg.sampler, t, cfg.data, user_keys)
+    return Config(target=t, data=cfg.data, posterior=p, sampler=s, seed=cfg.seed, precision=cfg.precision)
+
+
+def finalize_target(t: TargetConfig, user_keys: set[str]) -> TargetConfig:
+    """Hidden widths from depth/target_params, DLN rank and its fixed activation and bias."""
+    if t.kind == "quadratic":
+        return replace(t, hidden=[], depth=None, target_params=None, rank=None)
+    user_hidden = "target.hidden" in user_keys
+    user_depth = "target.depth" in user_keys or "target.target_params" in user_keys
+    if user_hidden and user_depth:
+        raise ConfigError("target.hidden cannot be combined with target.depth/target.target_params; set one or the other")
+    if user_hidden or t.depth is None:
+        if t.hidden is None:
+            raise ConfigError("target.hidden: set hidden widths (e.g. [16,16]) or target.depth with target.target_params")
+        t = replace(t, depth=None, target_params=None)
+    else:
+        if t.target_params is None:
+            raise ConfigError("target.target_params: required with target.depth (approximate parameter count)")
+        widths = mlp_widths_for_params(t.in_dim, t.out_dim, t.depth, t.target_params, t.bias and t.kind == "mlp")
+        t = replace(t, hidden=widths, depth=None, target_params=None)
+    if t.kind == "dln":
+        widths = [t.in_dim, *t.hidden, t.out_dim]
+        smallest = min(widths)
+        rank = smallest if t.rank is None else t.rank
+        if rank > smallest:
+            raise ConfigError(f"target.rank: {rank} exceeds the smallest width {smallest} of {widths}; allowed 0..{smallest}")
+        return replace(t, rank=rank, activation="identity", bias=False)
+    if t.rank is not None:
+        raise ConfigError("target.rank applies only to target.kind=dln")
+    return t
+
+
+def finalize_posterior(p: PosteriorConfig, t: TargetConfig) -> PosteriorConfig:
+    """γ from the prior radius; the closed-form full loss only for models linear in x."""
+    if p.prior_radius is not None:
+        p = replace(p, gamma=count_params(t) / p.prior_radius**2)
+    if p.gamma is None:
+        raise ConfigError("posterior.gamma: set gamma (>= 0) or posterior.prior_radius")
+    if p.full_loss == "moments" and not is_linear_in_x(t):
+        raise ConfigError(
+            "posterior.full_loss: 'moments' needs a model linear in x (target.kind dln, or mlp with hidden [] or "
+            f"activation identity), got target.kind={t.kind}; allowed values here: data"
+        )
+    return p
+
+
+def finalize_sampler(s: SamplerConfig, t: TargetConfig, d: DataConfig, user_keys: set[str]) -> SamplerConfig:
+    """Step size vs step scale, the sampler's required keys, minibatch bounds, kept draws."""
+    spec = spec_of(s.name)
+    scaled = "step_scale" in spec.keys
+    if scaled:
+        s = _step_size_or_scale(s, user_keys)
+    if s.step_size is None and not (scaled and s.step_scale is not None):
+        raise ConfigError(f"sampler.step_size: no default for sampler {s.name}; set a positive step size")
+    for key in spec.required():
+        if getattr(s, key) is None:
+            raise ConfigError(f"sampler.{key}: required for sampler {s.name} (null given)")
+    if spec.minibatch and t.kind != "quadratic" and s.batch_size > d.n:
+        raise ConfigError(f"sampler.batch_size: {s.batch_size} is larger than data.n = {d.n}; allowed 1..{d.n}")
+    if s.thinning > s.steps:
+        raise ConfigError(f"sampler.thinning: {s.thinning} exceeds sampler.steps = {s.steps}")
+    if s.steps // s.thinning < 4:
+        raise ConfigError("sampler.steps / sampler.thinning: at least 4 kept draws are needed for ESS and R-hat")
+    # Keys that do not apply to this sampler are dropped so they never enter the run ID.
+    allowed = applicable_keys(s.name)
+    return replace(s, **{f.name: None for f in dataclasses.fields(s) if f.name not in allowed})
+
+
+def _step_size_or_scale(s: SamplerConfig, user_keys: set[str]) -> SamplerConfig:
+    """An explicit step size replaces the curvature-scaled default; setting both is an error."""
+    if "sampler.step_size" in user_keys:
+        if "sampler.step_scale" in user_keys:
+            raise ConfigError("sampler.step_scale cannot be combined with sampler.step_size; set one or the other")
+        return replace(s, step_scale=None)
+    if s.step_scale is not None:
+        return replace(s, step_size=None)
+    return s
