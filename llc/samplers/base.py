@@ -84,20 +84,73 @@ def run_chains(
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> ChainRun:
     """Warm up and sample `cfg.chains` chains from w* (+ optional jitter); discard warm-up."""
-    n_chains, thinning = cfg.chains, cfg.thinning
-    n_draws = cfg.steps // thinning
-    record_full = cfg.loss_trace == "full"
+    report = on_progress or (lambda phase, done, total: None)
+    n_draws = cfg.steps // cfg.thinning
     k_init, k_warm, k_sample, k_proj = jax.random.split(key, 4)
     w_star = posterior.w_star
     dim = w_star.shape[0]
     projections = (jax.random.normal(k_proj, (N_PROJECTIONS, dim), w_star.dtype) / jnp.sqrt(dim)).astype(w_star.dtype)
 
-    jitter = cfg.init_jitter * jax.random.normal(k_init, (n_chains, dim), w_star.dtype)
-    positions = w_star[None, :] + jitter.astype(w_star.dtype)
-    states = jax.vmap(sampler.init)(positions)
+    jitter = cfg.init_jitter * jax.random.normal(k_init, (cfg.chains, dim), w_star.dtype)
+    states = jax.vmap(sampler.init)(w_star[None, :] + jitter.astype(w_star.dtype))
 
     def warmup_all(keys, states):
         return jax.vmap(lambda k, s: sampler.warmup(k, s, cfg.warmup))(keys, states)
+
+    warm_keys = jax.random.split(k_warm, cfg.chains)
+    t0 = time.perf_counter()
+    warm_fn = jax.jit(warmup_all).lower(warm_keys, states).compile()
+    compile_s = time.perf_counter() - t0
+
+    report("warmup", 0, cfg.warmup)
+    t0 = time.perf_counter()
+    states, params, warm_info = warm_fn(warm_keys, states)
+    jax.block_until_ready(states)
+    warmup_s = time.perf_counter() - t0
+    report("warmup", cfg.warmup, cfg.warmup)
+
+    chunk = _chunk_fn(sampler, posterior, cfg, k_sample, projections)
+    size = _chunk_size(n_draws)
+    n_chunks, remainder = divmod(n_draws, size)
+    lengths = [size] * n_chunks + ([remainder] if remainder else [])
+    t0 = time.perf_counter()
+    compiled = {
+        length: jax.jit(chunk, static_argnums=3).lower(states, params, jnp.asarray(0, jnp.uint32), length).compile()
+        for length in {size, remainder} - {0}
+    }
+    compile_s += time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    pieces = _sample_chunks(compiled, lengths, states, params, lambda done: report(
+        "sampling", done * cfg.thinning, n_draws * cfg.thinning))
+    sampling_s = time.perf_counter() - t0
+
+    # (D, C, ...) -> (C, D, ...)
+    traces = {k: np.swapaxes(np.concatenate([p[k] for p in pieces]), 0, 1) for k in pieces[0]}
+    warm_info = jax.device_get(warm_info)
+    return ChainRun(
+        loss=traces.pop("loss"),
+        theta=traces.pop("theta"),
+        fde_sampling=float(traces.pop("fde").sum()),
+        grad_evals_sampling=float(traces.pop("grad_evals").sum()),
+        diagnostics=traces,
+        warmup_info={k: np.asarray(v) for k, v in warm_info.items() if k not in WORK_KEYS},
+        fde_warmup=float(np.sum(warm_info["fde"])),
+        grad_evals_warmup=float(np.sum(warm_info["grad_evals"])),
+        compile_s=compile_s,
+        warmup_s=warmup_s,
+        sampling_s=sampling_s,
+        loss_trace=cfg.loss_trace or "full",
+    )
+
+
+def _chunk_fn(
+    sampler: Sampler, posterior: Posterior, cfg: SamplerConfig, k_sample: jax.Array, projections: jax.Array
+) -> Callable[[Any, Any, jax.Array, int], tuple[Any, dict[str, jax.Array]]]:
+    """`chunk(states, params, index, size)`: `size` kept draws of `thinning` steps each, for all chains."""
+    n_chains, thinning = cfg.chains, cfg.thinning
+    record_full = cfg.loss_trace == "full"
+    w_star = posterior.w_star
 
     def one_draw(carry, keys):
         states, params = carry
@@ -123,70 +176,30 @@ def run_chains(
         (states, _), records = jax.lax.scan(one_draw, (states, params), keys)
         return states, records
 
-    size = _chunk_size(n_draws)
-    n_chunks, remainder = divmod(n_draws, size)
-    warm_keys = jax.random.split(k_warm, n_chains)
+    return chunk
 
-    t0 = time.perf_counter()
-    warm_fn = jax.jit(warmup_all).lower(warm_keys, states).compile()
-    compile_s = time.perf_counter() - t0
 
-    if on_progress:
-        on_progress("warmup", 0, cfg.warmup)
-    t0 = time.perf_counter()
-    states, params, warm_info = warm_fn(warm_keys, states)
-    jax.block_until_ready(states)
-    warmup_s = time.perf_counter() - t0
-    if on_progress:
-        on_progress("warmup", cfg.warmup, cfg.warmup)
+def _sample_chunks(
+    compiled: dict[int, Any], lengths: list[int], states: Any, params: Any, on_done: Callable[[int], None]
+) -> list[dict[str, np.ndarray]]:
+    """Run the compiled chunks in order; return their records as host arrays.
 
-    compiled: dict[int, Any] = {}
-    index0 = jnp.asarray(0, jnp.uint32)
-    t0 = time.perf_counter()
-    for length in {size, remainder} - {0}:
-        compiled[length] = jax.jit(chunk, static_argnums=3).lower(states, params, index0, length).compile()
-    compile_s += time.perf_counter() - t0
-
-    pieces = []
+    Pipelined: chunk i+1 is dispatched before chunk i's records are copied to the host,
+    so the accelerator never waits for the host between chunks.
+    """
+    pieces: list[dict[str, np.ndarray]] = []
     done = 0
-    lengths = [size] * n_chunks + ([remainder] if remainder else [])
     pending = None
-
-    def collect(records, length):
-        nonlocal done
-        pieces.append(jax.device_get(records))
-        done += length
-        if on_progress:
-            on_progress("sampling", done * thinning, n_draws * thinning)
-
-    # Pipelined: chunk i+1 is dispatched before chunk i's records are copied to the host,
-    # so the accelerator never waits for the host between chunks.
-    t0 = time.perf_counter()
     for i, length in enumerate(lengths):
         states, records = compiled[length](states, params, jnp.asarray(i, jnp.uint32))
         if pending is not None:
-            collect(*pending)
+            pieces.append(jax.device_get(pending[0]))
+            done += pending[1]
+            on_done(done)
         pending = (records, length)
-    collect(*pending)
-    sampling_s = time.perf_counter() - t0
-
-    # (D, C, ...) -> (C, D, ...)
-    traces = {k: np.swapaxes(np.concatenate([p[k] for p in pieces]), 0, 1) for k in pieces[0]}
-    warm_info = jax.device_get(warm_info)
-    return ChainRun(
-        loss=traces.pop("loss"),
-        theta=traces.pop("theta"),
-        fde_sampling=float(traces.pop("fde").sum()),
-        grad_evals_sampling=float(traces.pop("grad_evals").sum()),
-        diagnostics=traces,
-        warmup_info={k: np.asarray(v) for k, v in warm_info.items() if k not in WORK_KEYS},
-        fde_warmup=float(np.sum(warm_info["fde"])),
-        grad_evals_warmup=float(np.sum(warm_info["grad_evals"])),
-        compile_s=compile_s,
-        warmup_s=warmup_s,
-        sampling_s=sampling_s,
-        loss_trace="full" if record_full else (cfg.loss_trace or "full"),
-    )
+    pieces.append(jax.device_get(pending[0]))
+    on_done(done + pending[1])
+    return pieces
 
 
 FAST_WARMUP_FRACTION = 0.75

@@ -100,13 +100,47 @@ def mass_matrix_summary(imm: jax.Array) -> dict[str, jax.Array]:
     }
 
 
+def window_warmup(algorithm, logdensity_u, key, u, num_steps: int, cfg: SamplerConfig, s: float, extra: dict):
+    """Stan-style window adaptation of step size and diagonal mass matrix, in standardised coordinates u."""
+    dtype, dim = u.dtype, u.shape[0]
+    # Initial metric = identity in w units, i.e. 1/s² in u units; so the initial
+    # step size means the same as an HMC step on w with the identity metric.
+    with blackjax_precision(dtype):
+        imm0 = jnp.full((dim,), 1.0 / s**2, dtype)
+        step0 = jnp.asarray(cfg.step_size, dtype)
+        if num_steps == 0:
+            state = algorithm.init(u, logdensity_u)
+            step_size, imm = step0, imm0
+            n_steps = jnp.zeros((0,), jnp.int32)
+            accept = jnp.full((), jnp.nan, dtype)
+        else:
+            adaptation = blackjax.window_adaptation(
+                algorithm,
+                logdensity_u,
+                is_mass_matrix_diagonal=True,
+                initial_inverse_mass_matrix=imm0,
+                initial_step_size=step0,
+                target_acceptance_rate=cfg.target_accept,
+                adaptation_info_fn=get_filter_adapt_info_fn(info_keys={"num_integration_steps", "acceptance_rate"}),
+                **extra,
+            )
+            (state, params), info = adaptation.run(key, u, num_steps=num_steps)
+            step_size = params["step_size"].astype(dtype)
+            imm = params["inverse_mass_matrix"].astype(dtype)
+            n_steps = info.info.num_integration_steps
+            accept = jnp.mean(info.info.acceptance_rate)
+        imm_w = imm * jnp.asarray(s**2, dtype)
+        summary = {"step_size": step_size, "warmup_acceptance_rate": accept, **mass_matrix_summary(imm_w)}
+    grads = 1.0 + jnp.sum(n_steps.astype(jnp.float64))  # BlackJAX's initial value_and_grad + the steps
+    warm_info = {"fde": grads, "grad_evals": grads, **summary}
+    return state, {"step_size": step_size, "inverse_mass_matrix": imm}, warm_info
+
+
 def build_window_adapted(posterior: Posterior, cfg: SamplerConfig, kind: str) -> Sampler:
     """HMC (`kind="hmc"`, fixed L = num_integration_steps) or NUTS (`kind="nuts"`)."""
     w_star = posterior.w_star
     dtype = w_star.dtype
-    dim = w_star.shape[0]
     s = coordinate_scale(posterior)
-    target_accept = cfg.target_accept
     if kind == "hmc":
         algorithm = blackjax.hmc
         n_leapfrog = int(cfg.num_integration_steps)
@@ -128,37 +162,7 @@ def build_window_adapted(posterior: Posterior, cfg: SamplerConfig, kind: str) ->
         return ((position - w_star) / jnp.asarray(s, dtype)).astype(dtype)
 
     def warmup(key, u, num_steps: int):
-        # Initial metric = identity in w units, i.e. 1/s² in u units; so the initial
-        # step size means the same as an HMC step on w with the identity metric.
-        with blackjax_precision(dtype):
-            imm0 = jnp.full((dim,), 1.0 / s**2, dtype)
-            step0 = jnp.asarray(cfg.step_size, dtype)
-            if num_steps == 0:
-                state = algorithm.init(u, logdensity_u)
-                step_size, imm = step0, imm0
-                n_steps = jnp.zeros((0,), jnp.int32)
-                accept = jnp.full((), jnp.nan, dtype)
-            else:
-                adaptation = blackjax.window_adaptation(
-                    algorithm,
-                    logdensity_u,
-                    is_mass_matrix_diagonal=True,
-                    initial_inverse_mass_matrix=imm0,
-                    initial_step_size=step0,
-                    target_acceptance_rate=target_accept,
-                    adaptation_info_fn=get_filter_adapt_info_fn(info_keys={"num_integration_steps", "acceptance_rate"}),
-                    **extra,
-                )
-                (state, params), info = adaptation.run(key, u, num_steps=num_steps)
-                step_size = params["step_size"].astype(dtype)
-                imm = params["inverse_mass_matrix"].astype(dtype)
-                n_steps = info.info.num_integration_steps
-                accept = jnp.mean(info.info.acceptance_rate)
-            imm_w = imm * jnp.asarray(s**2, dtype)
-            summary = {"step_size": step_size, "warmup_acceptance_rate": accept, **mass_matrix_summary(imm_w)}
-        grads = 1.0 + jnp.sum(n_steps.astype(jnp.float64))  # BlackJAX's initial value_and_grad + the steps
-        warm_info = {"fde": grads, "grad_evals": grads, **summary}
-        return state, {"step_size": step_size, "inverse_mass_matrix": imm}, warm_info
+        return window_warmup(algorithm, logdensity_u, key, u, num_steps, cfg, s, extra)
 
     def step(key, state, params):
         with blackjax_precision(dtype):
