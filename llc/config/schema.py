@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, make_dataclass
 from typing import Any
 
 from llc.fields import opt
-from llc.samplers.registry import sampler_names, sampler_specs, shared_params
+from llc.samplers.registry import sampler_specs, shared_params
 from llc.samplers.spec import admits_none
 
 TARGET_KINDS = ("mlp", "dln", "quadratic")
@@ -118,7 +118,6 @@ def _make_sampler_config() -> type:
 # Flat: one field per `sampler.*` key of any sampler, so configs, run IDs and config.json keep one
 # shape whatever the sampler; keys that do not apply to the chosen sampler are None.
 SamplerConfig = _make_sampler_config()
-SAMPLERS = sampler_names()
 
 
 # Top-level keys (not in a section).

@@ -72,6 +72,21 @@ def tuning_integrator_steps(num_steps: int, frac: float = TUNE_FRACTION) -> int:
     return n1 + n2 + extra + (n3 if n3 >= 2 else 0)
 
 
+def initial_state(init_fn, position, logdensity, key, step_size: float, length_in_steps: float):
+    """BlackJAX's initial state (it draws the momentum, or the trajectory-length key) and the tuner's
+    starting point: the preset's step size, L = length_in_steps steps, identity metric; plus the tuning key."""
+    k_init, k_tune = jax.random.split(key)
+    state = init_fn(position, logdensity, k_init)
+    step0 = jnp.asarray(step_size, position.dtype)
+    metric = jnp.ones(position.shape, position.dtype)
+    return state, MCLMCAdaptationState(L=length_in_steps * step0, step_size=step0, inverse_mass_matrix=metric), k_tune
+
+
+def tune_fractions(frac: float, last: float) -> dict[str, float]:
+    """The tuners' three phases as fractions of the warm-up: `frac` each, the third (metric re-tuning) `last`."""
+    return {"frac_tune1": frac, "frac_tune2": frac, "frac_tune3": last}
+
+
 def _f64(x) -> jax.Array:
     return jnp.asarray(x, jnp.float64)
 
@@ -103,7 +118,6 @@ def poison_if(bad: jax.Array, state):
 def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
     w_star = posterior.w_star
     dtype = w_star.dtype
-    dim = w_star.shape[0]
     energy_var = cfg.desired_energy_var
     logdensity = posterior.logdensity
     kernel = blackjax.mcmc.mclmc.build_kernel(desired_energy_var=energy_var)
@@ -112,25 +126,14 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
         return position  # BlackJAX's init needs a key (random unit momentum): done in `warmup`
 
     def warmup(key, position, num_steps: int):
-        k_init, k_tune = jax.random.split(key)
         with blackjax_precision(dtype):
-            state = blackjax.mcmc.mclmc.init(position, logdensity, k_init)
-            step0 = jnp.asarray(cfg.step_size, dtype)
-            params = MCLMCAdaptationState(L=4.0 * step0, step_size=step0, inverse_mass_matrix=jnp.ones((dim,), dtype))
+            state, params, k_tune = initial_state(blackjax.mcmc.mclmc.init, position, logdensity, key, cfg.step_size, 4.0)
             n_tune = 0
             if num_steps > 0:
                 n_tune = tuning_integrator_steps(num_steps)
                 state, params, _ = blackjax.mclmc_find_L_and_step_size(
-                    mclmc_kernel=kernel,
-                    num_steps=num_steps,
-                    state=state,
-                    rng_key=k_tune,
-                    logdensity_fn=logdensity,
-                    frac_tune1=TUNE_FRACTION,
-                    frac_tune2=TUNE_FRACTION,
-                    frac_tune3=TUNE_FRACTION,
-                    desired_energy_var=energy_var,
-                    diagonal_preconditioning=True,
+                    mclmc_kernel=kernel, num_steps=num_steps, state=state, rng_key=k_tune, logdensity_fn=logdensity,
+                    **tune_fractions(TUNE_FRACTION, TUNE_FRACTION), desired_energy_var=energy_var, diagonal_preconditioning=True,
                     params=params,
                 )
         return tuned(state, params, n_tune, dtype)

@@ -27,14 +27,13 @@ from typing import TYPE_CHECKING
 
 import blackjax
 import jax
-import jax.numpy as jnp
 from blackjax.adaptation.mclmc_adaptation import MCLMCAdaptationState
 from blackjax.mcmc.adjusted_mclmc_dynamic import make_random_trajectory_length_fn
 
 from llc.fields import opt
 from llc.samplers.base import Sampler
 from llc.samplers.hmc import TARGET_ACCEPT_HELP, blackjax_precision
-from llc.samplers.mclmc import _f64, tuned
+from llc.samplers.mclmc import _f64, initial_state, tune_fractions, tuned
 from llc.samplers.spec import SamplerSpec
 
 if TYPE_CHECKING:
@@ -54,7 +53,6 @@ class AdjustedMCLMCParams:
 def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
     w_star = posterior.w_star
     dtype = w_star.dtype
-    dim = w_star.shape[0]
     target = cfg.target_accept
     avg_steps = float(cfg.num_integration_steps)
     logdensity = posterior.logdensity
@@ -65,26 +63,14 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
         return position  # BlackJAX's init takes the trajectory-length key: done in `warmup`
 
     def warmup(key, position, num_steps: int):
-        k_init, k_tune = jax.random.split(key)
         with blackjax_precision(dtype):
-            state = blackjax.adjusted_mclmc_dynamic.init(position, logdensity, k_init)
-            step0 = jnp.asarray(cfg.step_size, dtype)
-            params = MCLMCAdaptationState(L=avg_steps * step0, step_size=step0,
-                                          inverse_mass_matrix=jnp.ones((dim,), dtype))
+            state, params, k_tune = initial_state(
+                blackjax.adjusted_mclmc_dynamic.init, position, logdensity, key, cfg.step_size, avg_steps)
             n_tune = 0
             if num_steps > 0:
                 state, params, n_tune = blackjax.adjusted_mclmc_find_L_and_step_size(
-                    mclmc_kernel=kernel,
-                    logdensity_fn=logdensity,
-                    num_steps=num_steps,
-                    state=state,
-                    rng_key=k_tune,
-                    target=target,
-                    frac_tune1=TUNE_FRACTION,
-                    frac_tune2=TUNE_FRACTION,
-                    frac_tune3=0.0,
-                    diagonal_preconditioning=True,
-                    params=params,
+                    mclmc_kernel=kernel, logdensity_fn=logdensity, num_steps=num_steps, state=state, rng_key=k_tune,
+                    target=target, **tune_fractions(TUNE_FRACTION, 0.0), diagonal_preconditioning=True, params=params,
                     target_num_integration_steps=avg_steps,
                 )
         return tuned(state, params, n_tune, dtype)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,15 +172,20 @@ def _check_list(value: Any, where: str) -> list[Any]:
     return value
 
 
-def _problems(entries: Any, where: str) -> tuple[ProblemSpec, ...]:
-    entries = _check_list(entries, where)
-    seen: dict[str, int] = {}
-    out = []
-    for i, entry in enumerate(entries):
+def _entries(entries: Any, where: str, keys: Sequence[str]) -> Iterator[tuple[int, str, Mapping]]:
+    """(index, location, entry) of a list of objects, each checked to have only `keys`."""
+    for i, entry in enumerate(_check_list(entries, where)):
         here = _item(where, i)
         if not isinstance(entry, Mapping):
-            raise ConfigError(f"{here}: expected an object with keys name, set; got {entry!r}")
-        _check_keys(entry, PROBLEM_KEYS, here)
+            raise ConfigError(f"{here}: expected an object with keys {', '.join(keys)}; got {entry!r}")
+        _check_keys(entry, keys, here)
+        yield i, here, entry
+
+
+def _problems(entries: Any, where: str) -> tuple[ProblemSpec, ...]:
+    seen: dict[str, int] = {}
+    out = []
+    for i, here, entry in _entries(entries, where, PROBLEM_KEYS):
         if "name" not in entry:
             raise ConfigError(f"{here}: missing 'name'")
         name = _check_name(entry["name"], f"{here}.name")
@@ -193,13 +198,8 @@ def _problems(entries: Any, where: str) -> tuple[ProblemSpec, ...]:
 
 def _samplers(entries: Any, where: str) -> tuple[SamplerSpec, ...]:
     names = sampler_names()
-    entries = _check_list(entries, where)
     raw = []
-    for i, entry in enumerate(entries):
-        here = _item(where, i)
-        if not isinstance(entry, Mapping):
-            raise ConfigError(f"{here}: expected an object with keys sampler, name, set; got {entry!r}")
-        _check_keys(entry, SAMPLER_ENTRY_KEYS, here)
+    for i, here, entry in _entries(entries, where, SAMPLER_ENTRY_KEYS):
         if "sampler" not in entry:
             raise ConfigError(f"{here}: missing 'sampler' (one of {', '.join(names)})")
         sampler = entry["sampler"]
