@@ -139,3 +139,23 @@ def test_configuration_doc_lists_every_key_as_the_schema_says():
 
     doc = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
     assert keys_markdown() in doc
+
+
+def test_preset_in_config_file_is_used_unless_the_command_line_names_one(tmp_path):
+    """`preset:` inside --config picks the preset; --preset on the command line wins; an unknown one exits 2."""
+    from tests.conftest import run_cli
+
+    full = tmp_path / "full.yaml"
+    full.write_text("preset: full\nsampler:\n  name: hmc\n")
+    from_file = run_cli(["run", "--config", str(full), "--print-config"])
+    assert from_file.returncode == 0, from_file.stderr
+    assert yaml.safe_load(from_file.stdout)["data"]["n"] == 20000  # the full preset's problem size
+    overridden = run_cli(["run", "--config", str(full), "--preset", "quick", "--print-config"])
+    assert yaml.safe_load(overridden.stdout)["data"]["n"] == 5000
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("preset: huge\n")
+    proc = run_cli(["run", "--config", str(bad), "--print-config"])
+    assert proc.returncode == 2
+    assert "'huge' is not a preset; choose one of quick, full" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -21,7 +21,15 @@ from llc.samplers.registry import sampler_names
 
 stderr = Console(stderr=True)
 
-PresetOpt = Annotated[str, typer.Option("--preset", help="Preset: quick (small MLP, under a minute) or full (~10k-parameter MLP, n=20000).")]
+PresetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--preset",
+        help="Preset: quick (small MLP, under a minute) or full (~10k-parameter MLP, n=20000). "
+        "Default: the --config file's `preset:`, else quick.",
+        show_default=False,
+    ),
+]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option(

@@ -16,7 +16,7 @@ from llc.config import config_to_dict, resolve_config
 
 @app.command("run")
 def run_command(
-    preset: PresetOpt = "quick",
+    preset: PresetOpt = None,
     set_: SetOpt = None,
     config: ConfigOpt = None,
     sampler: SamplerOpt = None,
