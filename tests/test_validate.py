@@ -73,6 +73,7 @@ def test_validate_jobs_rejects_a_job_that_is_not_a_validation_case(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)
 def test_quick_suite(tmp_path):
     """The whole quick suite (4 cases × 6 samplers) at preset defaults. The four full-batch samplers pass
     every row. SGLD and SGHMC are within their λ tolerance everywhere and mix on the quadratic and the
