@@ -42,7 +42,8 @@ def plot_sweep_command(
 
     path = csv_path if csv_path is not None else default_csv_path(default_runs_root())
     df = sp.load_sweep_csv(path)
-    fig = sp.plot_sweep(df, size_col=size_col, metric=metric, samplers=samplers or None, filters=sp.parse_filters(filters),
-                     logx=logx, logy=logy, source=path.name, notify=lambda msg: typer.echo(msg, err=True))
+    fig = sp.plot_sweep(df, size_col=size_col, metric=metric, samplers=samplers or None,
+                        filters=sp.parse_filters(filters), logx=logx, logy=logy, source=path.name,
+                        notify=lambda msg: typer.echo(msg, err=True))
     target = sp.save_sweep_figure(fig, out if out is not None else sp.default_out(path, metric, size_col))
     typer.echo(str(target))

@@ -196,7 +196,8 @@ class LocalExecutor(Executor):
                 return
             worker.task = worker.started = None
             if kind == "ok":
-                yield JobUpdate(task.key, JobStatus.CACHED if data["cached"] else JobStatus.DONE, backend_job_id=worker.job_id,
+                status = JobStatus.CACHED if data["cached"] else JobStatus.DONE
+                yield JobUpdate(task.key, status, backend_job_id=worker.job_id,
                                 state="COMPLETED", run_dir=data["run_dir"], elapsed_s=elapsed)
             else:
                 yield JobUpdate(task.key, JobStatus.FAILED, backend_job_id=worker.job_id, state="FAILED",

@@ -103,7 +103,8 @@ class Manifest:
 
         return self._modify(change)
 
-    def update_many(self, keys: list[str], fields: Mapping[str, Any], only_if: tuple[str, ...] = (JobStatus.PENDING, JobStatus.RUNNING)) -> dict[str, Any]:
+    def update_many(self, keys: list[str], fields: Mapping[str, Any],
+                    only_if: tuple[str, ...] = (JobStatus.PENDING, JobStatus.RUNNING)) -> dict[str, Any]:
         """Set `fields` on every job in `keys` whose status is in `only_if` (e.g. mark cancelled)."""
 
         def change(data: dict[str, Any]) -> None:

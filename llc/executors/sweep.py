@@ -66,7 +66,8 @@ def run_sweep(
     meta = {"study": source, "runs_root": str(runs_root.resolve()), "force": force, "executor": executor.describe(),
             "n_jobs": len(jobs)}
     manifest.start([job_entry(j) for j in jobs], statuses, meta)
-    tasks = [Task(j.key, make_payload(j.config, j.run_id, runs_root, force)) for j in jobs if statuses[j.key] == JobStatus.PENDING]
+    tasks = [Task(j.key, make_payload(j.config, j.run_id, runs_root, force))
+             for j in jobs if statuses[j.key] == JobStatus.PENDING]
     mine = [t.key for t in tasks]
     started: set[str] = set()
     try:
@@ -74,7 +75,8 @@ def run_sweep(
             try:
                 executor.submit(tasks)
             except InfrastructureError as exc:
-                manifest.update_many(mine, {"status": JobStatus.FAILED, "error": one_line(str(exc)), "error_kind": ErrorKind.INFRA})
+                manifest.update_many(mine, {"status": JobStatus.FAILED, "error": one_line(str(exc)),
+                                            "error_kind": ErrorKind.INFRA})
                 raise
             for update in executor.wait():
                 data = manifest.update(update.key, update.fields())
@@ -85,7 +87,8 @@ def run_sweep(
                 if on_update is not None:
                     on_update(update, data)
             # Every task must end with a final update; anything else is a backend bug.
-            manifest.update_many(mine, {"status": JobStatus.FAILED, "error": f"the {executor.name} backend returned no result",
+            manifest.update_many(mine, {"status": JobStatus.FAILED,
+                                        "error": f"the {executor.name} backend returned no result",
                                         "error_kind": ErrorKind.INFRA})
     except KeyboardInterrupt:
         executor.cancel()
