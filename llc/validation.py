@@ -20,7 +20,7 @@ import numpy as np
 
 from llc.config import resolve_config
 from llc.errors import ConfigError, LLCError
-from llc.executors import OK_STATES, Executor, JobUpdate, run_sweep
+from llc.executors import OK_STATES, Backend, Executor, JobUpdate, run_sweep
 from llc.runs import default_runs_root, family_id, run_id, run_job
 from llc.runs.io import write_text_atomic
 from llc.samplers.registry import sampler_specs, spec_of
@@ -233,3 +233,92 @@ def check_samplers(names: Sequence[str], available: Sequence[str]) -> list[str]:
     if not names:
         raise ConfigError(f"--samplers: empty list; choose from {', '.join(available)}")
     return list(names)
+
+
+# ---------------------------------------------------------------- `llc validate`, callable from Python
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """The suite's rows (one per case and sampler) and where they were written, if anywhere."""
+
+    rows: tuple[dict[str, Any], ...]
+    out: Path | None = None
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [r for r in self.rows if not r["passed"]]
+
+    def table(self) -> str:
+        return format_table(list(self.rows))
+
+    def failure_message(self) -> str:
+        return (f"{len(self.failed)} of {len(self.rows)} rows missed "
+                "(λ: outside the tolerance; R̂: chains not mixed)")
+
+
+def suite_jobs(samplers: Sequence[str] | None = None, preset: str = "quick",
+               cases: Sequence[str] | None = None) -> list[Job]:
+    """`validation_jobs` for `samplers` checked against the registry (None or empty: every sampler)."""
+    from llc.samplers import REGISTRY
+
+    names = check_samplers(list(samplers) if samplers else list(REGISTRY), list(REGISTRY))
+    return validation_jobs(names, preset, list(cases) if cases else None)
+
+
+def validation_plan(samplers: Sequence[str] | None = None, preset: str = "quick",
+                    cases: Sequence[str] | None = None, runs_root: str | Path | None = None) -> str:
+    """The dry-run listing of the suite's jobs: run IDs and which are done (`llc validate --dry-run`)."""
+    from llc.sweeps import sweep_plan
+
+    jobs = suite_jobs(samplers, preset, cases)
+    return sweep_plan(jobs, Path(runs_root) if runs_root is not None else default_runs_root())
+
+
+def row_line(row: dict[str, Any]) -> str:
+    """One row as a progress line: `[ok ] case sampler: λ̂ 11.026 vs 11.000 (+0.2%), R̂ 1.003, 12s`."""
+    flag = "ok " if row["passed"] else "MISS"
+    why = f" (missed: {row['missed']})" if row["missed"] else ""
+    return (f"[{flag}] {row['case']} {row['sampler']}: λ̂ {row['llc_mean']:.3f} vs {row['lambda_true']:.3f} "
+            f"({row['rel_error']:+.1%}), R̂ {row['rhat_max']:.3f}, {row['seconds']:.0f}s{why}")
+
+
+def run_validation(
+    samplers: Sequence[str] | None = None,
+    preset: str = "quick",
+    cases: Sequence[str] | None = None,
+    runs_root: str | Path | None = None,
+    *,
+    backend: Backend | str | None = None,
+    workers: int | None = None,
+    out: str | Path | None = None,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+    on_message: Callable[[str], None] | None = None,
+    on_progress: Callable[[str], None] | None = None,
+    **options: Any,
+) -> ValidationReport:
+    """Run the suite (`llc validate`) and write its rows to `out` if given.
+
+    Without `backend` and `workers` the jobs run one after another in this process. With either,
+    the jobs not yet cached first run as a resumable sweep on that backend (`workers` alone means
+    local workers; `options` are `make_executor`'s, e.g. slurm_partition, modal_gpu): `on_message`
+    gets the start line, `on_progress` one line per finished job. `on_row` sees each row.
+    """
+    from llc.sweeps import count_to_run, progress_reporter, sweep_executor
+
+    jobs = suite_jobs(samplers, preset, cases)
+    executor, on_job = None, None
+    if backend is not None or workers is not None:
+        root = Path(runs_root) if runs_root is not None else default_runs_root()
+        executor = sweep_executor(jobs, root, backend or "local", workers=workers, **options)
+        executor.preflight()
+        n_run = count_to_run(jobs, root)
+        if on_message is not None:
+            on_message(f"{len(jobs)} validation jobs, {len(jobs) - n_run} cached, {n_run} to run on "
+                       f"{backend or 'local'}")
+        on_job = progress_reporter(n_run, on_progress or (lambda _: None))
+    rows = validate_jobs(jobs, runs_root, on_row=on_row, executor=executor, on_job=on_job,
+                         source=f"llc validate --preset {preset}")
+    if out is not None:
+        write_csv(rows, out)
+    return ValidationReport(tuple(rows), Path(out) if out is not None else None)

@@ -49,6 +49,18 @@ RunsDirOpt = Annotated[
 ]
 
 
+def split_commas(values: list[str] | None) -> list[str] | None:
+    """Callback of a repeatable list option that also takes the comma form: `--x a,b --x c` -> [a, b, c]."""
+    if values is None:
+        return None
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
+def echo_err(message: str) -> None:
+    """One line to stderr."""
+    typer.echo(message, err=True)
+
+
 @contextmanager
 def progress_display(enabled: bool = True):
     """A rich progress bar on stderr; yields a callback `(phase, done, total)`."""

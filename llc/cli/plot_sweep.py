@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from llc.cli import app
+from llc.cli.common import split_commas
 
 
 @app.command("plot-sweep")
@@ -20,10 +21,12 @@ def plot_sweep_command(
         "--size-col", help="Numeric column on the x axis, e.g. n_params, n_data, data.n, target.depth.")] = "n_params",
     metric: Annotated[str, typer.Option(
         "--metric", help="llc_mean, rel_error, wnv_time, wnv_fde, ess_per_sec, ess_per_fde (or any numeric column).")] = "llc_mean",
-    samplers: Annotated[str | None, typer.Option(
-        "--samplers", help="Comma list of values of the CSV's sampler column (default: all).")] = None,
-    filters: Annotated[str | None, typer.Option(
-        "--filters", help='Keep rows with these column values: "target.activation=relu,data.x_dist=gauss_iso".')] = None,
+    samplers: Annotated[list[str] | None, typer.Option(
+        "--samplers", callback=split_commas,
+        help="Values of the CSV's sampler column, repeatable or comma-separated (default: all).")] = None,
+    filters: Annotated[list[str] | None, typer.Option(
+        "--filters", help='Keep rows with these column values, repeatable or comma-separated: '
+                          '"target.activation=relu,data.x_dist=gauss_iso".')] = None,
     logx: Annotated[bool, typer.Option("--logx", help="Logarithmic x axis.")] = False,
     logy: Annotated[bool, typer.Option("--logy", help="Logarithmic y axis (useful for wnv_* and ess_per_*).")] = False,
 ) -> None:
@@ -39,8 +42,8 @@ def plot_sweep_command(
 
     path = csv_path if csv_path is not None else default_csv_path(default_runs_root())
     df = sp.load_sweep_csv(path)
-    sampler_list = [s.strip() for s in samplers.split(",") if s.strip()] if samplers else None
-    fig = sp.plot_sweep(df, size_col=size_col, metric=metric, samplers=sampler_list, filters=sp.parse_filters(filters),
-                     logx=logx, logy=logy, source=path.name, notify=lambda msg: typer.echo(msg, err=True))
+    fig = sp.plot_sweep(df, size_col=size_col, metric=metric, samplers=samplers or None,
+                        filters=sp.parse_filters(filters), logx=logx, logy=logy, source=path.name,
+                        notify=lambda msg: typer.echo(msg, err=True))
     target = sp.save_sweep_figure(fig, out if out is not None else sp.default_out(path, metric, size_col))
     typer.echo(str(target))

@@ -8,24 +8,25 @@ from typing import Annotated
 import typer
 
 from llc.cli import app
-from llc.cli.common import RunsDirOpt, stderr
+from llc.cli.common import RunsDirOpt, echo_err, split_commas, stderr
+from llc.executors.base import Backend
 
 
 @app.command("validate")
 def validate_command(
-    samplers: Annotated[
-        str | None,
-        typer.Option("--samplers", help="Comma-separated samplers (default: every implemented sampler)."),
-    ] = None,
+    samplers: Annotated[list[str] | None, typer.Option(
+        "--samplers", callback=split_commas,
+        help="Samplers, repeatable or comma-separated: --samplers sgld --samplers hmc, or --samplers sgld,hmc "
+             "(default: every implemented sampler).")] = None,
     preset: Annotated[
         str, typer.Option("--preset", help="quick: 4 cases, 1 data seed, n=5000. full: every worked DLN value, 4 seeds, n=20000.")
     ] = "quick",
-    cases: Annotated[
-        str | None, typer.Option("--cases", help="Comma-separated case names to run (default: the whole suite).")
-    ] = None,
+    cases: Annotated[list[str] | None, typer.Option(
+        "--cases", callback=split_commas,
+        help="Case names to run, repeatable or comma-separated (default: the whole suite).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write the table as CSV to this file.")] = None,
     runs_dir: RunsDirOpt = None,
-    backend: Annotated[str | None, typer.Option(
+    backend: Annotated[Backend | None, typer.Option(
         "--backend", help="Run the suite's jobs as a resumable sweep on local workers, submitit (SLURM) or modal "
                           "(default: one after another in this process).")] = None,
     workers: Annotated[int | None, typer.Option("--workers", min=1,
@@ -45,52 +46,19 @@ def validate_command(
     in the runs root like any other job; with --backend/--workers the suite's jobs run first as a
     resumable sweep (e.g. `--workers 8`, or `--backend submitit` on a SLURM cluster).
     """
-    from llc.samplers import REGISTRY
-    from llc.validation import (
-        check_samplers,
-        format_table,
-        validate_jobs,
-        validation_jobs,
-        write_csv,
+    from llc.validation import row_line, run_validation, validation_plan
+
+    if dry_run:
+        typer.echo(validation_plan(samplers, preset, cases, runs_dir))
+        return
+    report = run_validation(
+        samplers, preset, cases, runs_dir, backend=backend, workers=workers, out=out,
+        slurm_partition=slurm_partition, slurm_time=slurm_time, modal_gpu=modal_gpu,
+        on_row=lambda row: stderr.print(row_line(row)), on_message=stderr.print, on_progress=echo_err,
     )
-
-    names = check_samplers([s.strip() for s in samplers.split(",") if s.strip()] if samplers else list(REGISTRY), list(REGISTRY))
-
-    def show(row):
-        flag = "ok " if row["passed"] else "MISS"
-        why = f" (missed: {row['missed']})" if row["missed"] else ""
-        stderr.print(f"[{flag}] {row['case']} {row['sampler']}: λ̂ {row['llc_mean']:.3f} vs {row['lambda_true']:.3f} "
-                     f"({row['rel_error']:+.1%}), R̂ {row['rhat_max']:.3f}, {row['seconds']:.0f}s{why}")
-
-    case_names = [c.strip() for c in cases.split(",") if c.strip()] if cases else None
-    jobs = validation_jobs(names, preset, case_names)
-    executor, on_job = None, None
-    if dry_run or backend is not None or workers is not None:
-        from llc.executors import make_executor
-        from llc.runs import default_runs_root
-        from llc.study import sweep_id
-
-        root = Path(runs_dir) if runs_dir is not None else default_runs_root()
-        from llc.cli.sweep import print_plan, progress_printer
-
-        if dry_run:
-            print_plan(jobs, root, False, sweep_id(jobs))
-            return
-        executor = make_executor(backend or "local", runs_root=root, sweep_id=sweep_id(jobs), workers=workers,
-                                 slurm_partition=slurm_partition, slurm_time=slurm_time, modal_gpu=modal_gpu)
-        executor.preflight()
-        from llc.executors import plan
-
-        n_run = sum(1 for status in plan(jobs, root).values() if status == "pending")
-        stderr.print(f"{len(jobs)} validation jobs, {len(jobs) - n_run} cached, {n_run} to run on {backend or 'local'}")
-        on_job = progress_printer(n_run)
-    rows = validate_jobs(jobs, runs_dir, on_row=show, executor=executor, on_job=on_job,
-                         source=f"llc validate --preset {preset}")
-    typer.echo(format_table(rows))
+    typer.echo(report.table())
     if out is not None:
-        write_csv(rows, out)
         typer.echo(f"wrote {out}")
-    failed = [r for r in rows if not r["passed"]]
-    if failed:
-        typer.echo(f"{len(failed)} of {len(rows)} rows missed (λ: outside the tolerance; R̂: chains not mixed)", err=True)
+    if report.failed:
+        typer.echo(report.failure_message(), err=True)
         raise typer.Exit(1)

@@ -11,34 +11,35 @@ from typing import Any
 
 from llc.errors import ConfigError
 from llc.executors.base import (
-    CACHED,
-    CANCELLED,
-    DONE,
-    FAILED,
     FINAL_STATES,
     OK_STATES,
-    PENDING,
-    RUNNING,
-    TIMEOUT,
+    Backend,
+    ErrorKind,
     Executor,
     InfrastructureError,
+    JobStatus,
     JobUpdate,
     Task,
 )
 from llc.executors.manifest import Manifest, manifest_jobs, sweeps_dir
 from llc.executors.sweep import plan, run_sweep
 
-BACKENDS = ("local", "submitit", "modal")
+BACKENDS = tuple(b.value for b in Backend)
 
 
-def make_executor(backend: str, runs_root: str | Path, sweep_id: str, force: bool = False, **options: Any) -> Executor:
+def make_executor(backend: Backend | str, runs_root: str | Path, sweep_id: str, force: bool = False,
+                  **options: Any) -> Executor:
     """Build a backend from CLI-style options (unset options are None)."""
+    try:
+        backend = Backend(backend)
+    except ValueError:
+        raise ConfigError(f"--backend: {backend!r} is not a backend; choose one of {', '.join(BACKENDS)}") from None
     opts = {k: v for k, v in options.items() if v is not None}
-    if backend == "local":
+    if backend == Backend.LOCAL:
         from llc.executors.local import LocalExecutor
 
         return LocalExecutor(workers=opts.get("workers"), timeout=opts.get("timeout"))
-    if backend == "submitit":
+    if backend == Backend.SUBMITIT:
         from llc.executors.submitit_backend import SubmititExecutor, default_log_folder
 
         return SubmititExecutor(
@@ -53,27 +54,21 @@ def make_executor(backend: str, runs_root: str | Path, sweep_id: str, force: boo
             gpu_mode=opts.get("gpu_mode"),
             array_parallelism=opts.get("slurm_array_parallelism"),
         )
-    if backend == "modal":
-        from llc.executors.modal_executor import ModalExecutor
+    from llc.executors.modal_executor import ModalExecutor
 
-        return ModalExecutor(runs_root=runs_root, gpu=opts.get("modal_gpu"), timeout=opts.get("timeout"),
-                             local=bool(opts.get("modal_local")), force=force)
-    raise ConfigError(f"--backend: {backend!r} is not a backend; choose one of {', '.join(BACKENDS)}")
+    return ModalExecutor(runs_root=runs_root, gpu=opts.get("modal_gpu"), timeout=opts.get("timeout"),
+                         local=bool(opts.get("modal_local")), force=force)
 
 
 __all__ = [
     "BACKENDS",
-    "CACHED",
-    "CANCELLED",
-    "DONE",
-    "FAILED",
     "FINAL_STATES",
     "OK_STATES",
-    "PENDING",
-    "RUNNING",
-    "TIMEOUT",
+    "Backend",
+    "ErrorKind",
     "Executor",
     "InfrastructureError",
+    "JobStatus",
     "JobUpdate",
     "Manifest",
     "Task",

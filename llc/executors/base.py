@@ -9,22 +9,56 @@ final update per task with status done / cached / failed / timeout / cancelled.
 from __future__ import annotations
 
 import abc
+import enum
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from llc.errors import LLCError
 
-# Job states in the manifest.
-PENDING, RUNNING, DONE, CACHED, FAILED, TIMEOUT, CANCELLED = (
-    "pending", "running", "done", "cached", "failed", "timeout", "cancelled",
-)
-FINAL_STATES = (DONE, CACHED, FAILED, TIMEOUT, CANCELLED)
-OK_STATES = (DONE, CACHED)
 
-# What went wrong: the job itself raised, it ran out of time, or the infrastructure
-# (scheduler, cloud, worker process) failed around it.
-ERROR_JOB, ERROR_TIMEOUT, ERROR_INFRA, ERROR_INTERRUPTED = "job", "timeout", "infrastructure", "interrupted"
+class Backend(enum.StrEnum):
+    """Where a sweep's jobs run (`--backend`)."""
+
+    LOCAL = "local"  # worker processes on this machine
+    SUBMITIT = "submitit"  # SLURM tasks through submitit
+    MODAL = "modal"  # Modal containers
+
+
+class JobStatus(enum.StrEnum):
+    """A job's state in the manifest. A `StrEnum`: manifests and CSVs hold the plain values."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    CACHED = "cached"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+
+    @property
+    def final(self) -> bool:
+        """The job has ended (well or not); no more updates follow."""
+        return self not in (JobStatus.PENDING, JobStatus.RUNNING)
+
+    @property
+    def ok(self) -> bool:
+        """The job has a complete run directory: it ran now or was found in the cache."""
+        return self in (JobStatus.DONE, JobStatus.CACHED)
+
+
+FINAL_STATES = tuple(s for s in JobStatus if s.final)
+OK_STATES = tuple(s for s in JobStatus if s.ok)
+
+
+class ErrorKind(enum.StrEnum):
+    """What went wrong: the job itself raised, it ran out of time, the infrastructure (scheduler,
+    cloud, worker process) failed around it, or the sweep was interrupted."""
+
+    JOB = "job"
+    TIMEOUT = "timeout"
+    INFRA = "infrastructure"
+    INTERRUPTED = "interrupted"
 
 
 class InfrastructureError(LLCError):
@@ -40,12 +74,12 @@ class Task:
 @dataclass(frozen=True)
 class JobUpdate:
     key: str
-    status: str
+    status: JobStatus
     backend_job_id: str | None = None
     state: str | None = None  # the backend's own state word, e.g. SLURM's FAILED / TIMEOUT
     run_dir: str | None = None
     error: str | None = None  # one line
-    error_kind: str | None = None  # job / timeout / infrastructure / interrupted
+    error_kind: ErrorKind | None = None
     traceback: str | None = None
     elapsed_s: float | None = None
 
@@ -53,7 +87,7 @@ class JobUpdate:
         """The manifest fields this update sets (None values are kept: they clear old errors)."""
         out = asdict(self)
         out.pop("key")
-        if self.status in (PENDING, RUNNING):
+        if not JobStatus(self.status).final:
             # A start says nothing about errors or results; keep only what it knows.
             return {k: v for k, v in out.items() if v is not None}
         # The run directory's location and the backend ID are known before the job ends;

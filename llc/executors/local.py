@@ -28,15 +28,9 @@ from typing import Any
 
 from llc.errors import ConfigError
 from llc.executors.base import (
-    CACHED,
-    DONE,
-    ERROR_INFRA,
-    ERROR_JOB,
-    ERROR_TIMEOUT,
-    FAILED,
-    RUNNING,
-    TIMEOUT,
+    ErrorKind,
     Executor,
+    JobStatus,
     JobUpdate,
     Task,
     one_line,
@@ -183,7 +177,7 @@ class LocalExecutor(Executor):
                 kind, data = None, None
             if kind == "start":
                 worker.started = time.monotonic()
-                yield JobUpdate(task.key, RUNNING, backend_job_id=worker.job_id)
+                yield JobUpdate(task.key, JobStatus.RUNNING, backend_job_id=worker.job_id)
                 if not worker.conn.poll():
                     return
                 try:
@@ -196,17 +190,18 @@ class LocalExecutor(Executor):
                 job_id = worker.job_id
                 self._retire(worker)
                 how = f"signal {-code} ({signal.Signals(-code).name})" if code and code < 0 else f"exit code {code}"
-                yield JobUpdate(task.key, FAILED, backend_job_id=job_id, state="WORKER_DIED",
+                yield JobUpdate(task.key, JobStatus.FAILED, backend_job_id=job_id, state="WORKER_DIED",
                                  error=f"worker process died ({how}) while running the job; out of memory?",
-                                 error_kind=ERROR_INFRA, elapsed_s=elapsed)
+                                 error_kind=ErrorKind.INFRA, elapsed_s=elapsed)
                 return
             worker.task = worker.started = None
             if kind == "ok":
-                yield JobUpdate(task.key, CACHED if data["cached"] else DONE, backend_job_id=worker.job_id,
+                status = JobStatus.CACHED if data["cached"] else JobStatus.DONE
+                yield JobUpdate(task.key, status, backend_job_id=worker.job_id,
                                 state="COMPLETED", run_dir=data["run_dir"], elapsed_s=elapsed)
             else:
-                yield JobUpdate(task.key, FAILED, backend_job_id=worker.job_id, state="FAILED",
-                                error=one_line(data["error"]), error_kind=ERROR_JOB,
+                yield JobUpdate(task.key, JobStatus.FAILED, backend_job_id=worker.job_id, state="FAILED",
+                                error=one_line(data["error"]), error_kind=ErrorKind.JOB,
                                 traceback=data["traceback"], elapsed_s=elapsed)
             return
         if self.timeout is not None and worker.started is not None:
@@ -214,9 +209,9 @@ class LocalExecutor(Executor):
             if elapsed >= self.timeout:
                 job_id = worker.job_id
                 self._retire(worker)
-                yield JobUpdate(task.key, TIMEOUT, backend_job_id=job_id, state="TIMEOUT",
+                yield JobUpdate(task.key, JobStatus.TIMEOUT, backend_job_id=job_id, state="TIMEOUT",
                                 error=f"timed out after {self.timeout:g} s (--timeout); the worker was killed",
-                                error_kind=ERROR_TIMEOUT, elapsed_s=elapsed)
+                                error_kind=ErrorKind.TIMEOUT, elapsed_s=elapsed)
 
     def cancel(self) -> list[str]:
         stopped = [w.task.key for w in self._pool if w.task is not None]

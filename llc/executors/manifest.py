@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from llc.executors.base import FINAL_STATES, PENDING, RUNNING
+from llc.executors.base import FINAL_STATES, JobStatus
 from llc.runs.io import write_json_atomic
 
 SWEEPS_DIR = "_sweeps"
@@ -95,7 +95,7 @@ class Manifest:
         def change(data: dict[str, Any]) -> None:
             entry = data["jobs"][key]
             entry.update(fields)
-            if fields.get("status") == RUNNING:
+            if fields.get("status") == JobStatus.RUNNING:
                 entry["attempts"] = entry.get("attempts", 0) + 1
                 entry["started"] = _now()
             elif fields.get("status") in FINAL_STATES:
@@ -103,7 +103,8 @@ class Manifest:
 
         return self._modify(change)
 
-    def update_many(self, keys: list[str], fields: Mapping[str, Any], only_if: tuple[str, ...] = (PENDING, RUNNING)) -> dict[str, Any]:
+    def update_many(self, keys: list[str], fields: Mapping[str, Any],
+                    only_if: tuple[str, ...] = (JobStatus.PENDING, JobStatus.RUNNING)) -> dict[str, Any]:
         """Set `fields` on every job in `keys` whose status is in `only_if` (e.g. mark cancelled)."""
 
         def change(data: dict[str, Any]) -> None:

@@ -25,14 +25,10 @@ from typing import Any
 
 from llc.errors import ConfigError, LLCError
 from llc.executors.base import (
-    DONE,
-    ERROR_INFRA,
-    ERROR_JOB,
-    FAILED,
-    RUNNING,
-    TIMEOUT,
+    ErrorKind,
     Executor,
     InfrastructureError,
+    JobStatus,
     JobUpdate,
     Task,
     one_line,
@@ -115,21 +111,21 @@ def _mask(text: str) -> str:
     return text
 
 
-def classify_modal_error(exc: BaseException) -> tuple[str, str]:
+def classify_modal_error(exc: BaseException) -> tuple[JobStatus, str]:
     """(status, one-line message) for an exception raised by Modal around a job: infrastructure."""
     from modal import exception as mx
 
     name = type(exc).__name__
     detail = _mask(one_line(str(exc)) or name)
     if isinstance(exc, mx.FunctionTimeoutError):
-        return TIMEOUT, f"Modal infrastructure error: the function hit its timeout ({name}: {detail}); raise --timeout"
+        return JobStatus.TIMEOUT, f"Modal infrastructure error: the function hit its timeout ({name}: {detail}); raise --timeout"
     if isinstance(exc, mx.ImageBuildError):
-        return FAILED, f"Modal infrastructure error: the image failed to build ({detail})"
+        return JobStatus.FAILED, f"Modal infrastructure error: the image failed to build ({detail})"
     if isinstance(exc, mx.ResourceExhaustedError):
-        return FAILED, f"Modal infrastructure error: resources or credits exhausted ({detail})"
+        return JobStatus.FAILED, f"Modal infrastructure error: resources or credits exhausted ({detail})"
     if isinstance(exc, mx.AuthError | mx.PermissionDeniedError):
-        return FAILED, f"Modal infrastructure error: not authorised ({detail}); check `modal token new`"
-    return FAILED, f"Modal infrastructure error ({name}): {detail}"
+        return JobStatus.FAILED, f"Modal infrastructure error: not authorised ({detail}); check `modal token new`"
+    return JobStatus.FAILED, f"Modal infrastructure error ({name}): {detail}"
 
 
 def bring_back(runs_root: str | Path, run_id: str, files: dict[str, bytes], replace: bool = False) -> Path:
@@ -210,21 +206,21 @@ class ModalExecutor(Executor):
 
     def _finish(self, task: Task, out: dict[str, Any], job_id: str, elapsed: float) -> JobUpdate:
         if not out.get("ok"):
-            return JobUpdate(task.key, FAILED, backend_job_id=job_id, state="FAILED", error=one_line(out["error"]),
-                             error_kind=ERROR_JOB, traceback=out.get("traceback"), elapsed_s=elapsed)
+            return JobUpdate(task.key, JobStatus.FAILED, backend_job_id=job_id, state="FAILED", error=one_line(out["error"]),
+                             error_kind=ErrorKind.JOB, traceback=out.get("traceback"), elapsed_s=elapsed)
         try:
             run_dir = bring_back(self.runs_root, out["result"]["run_id"], out["files"], replace=self.force)
         except (LLCError, OSError) as exc:
-            return JobUpdate(task.key, FAILED, backend_job_id=job_id, state="COMPLETED", error_kind=ERROR_INFRA,
+            return JobUpdate(task.key, JobStatus.FAILED, backend_job_id=job_id, state="COMPLETED", error_kind=ErrorKind.INFRA,
                              error=f"could not bring the run directory back: {one_line(str(exc))}", elapsed_s=elapsed)
-        return JobUpdate(task.key, DONE, backend_job_id=job_id, state="COMPLETED", run_dir=str(run_dir),
+        return JobUpdate(task.key, JobStatus.DONE, backend_job_id=job_id, state="COMPLETED", run_dir=str(run_dir),
                          elapsed_s=elapsed)
 
     def wait(self) -> Iterator[JobUpdate]:
         if self.local:
             fn = self._function()
             for task in self._tasks:
-                yield JobUpdate(task.key, RUNNING, backend_job_id="modal-local")
+                yield JobUpdate(task.key, JobStatus.RUNNING, backend_job_id="modal-local")
                 t0 = time.perf_counter()
                 out = fn.local(task.payload)
                 yield self._finish(task, out, "modal-local", time.perf_counter() - t0)
@@ -233,7 +229,7 @@ class ModalExecutor(Executor):
 
         started = time.perf_counter()
         for task in self._tasks:
-            yield JobUpdate(task.key, RUNNING, backend_job_id=self._calls[task.key].object_id)
+            yield JobUpdate(task.key, JobStatus.RUNNING, backend_job_id=self._calls[task.key].object_id)
         pending = {t.key: t for t in self._tasks}
         while pending:
             for key, task in list(pending.items()):
@@ -248,7 +244,7 @@ class ModalExecutor(Executor):
                     del pending[key]
                     status, message = classify_modal_error(exc)
                     yield JobUpdate(key, status, backend_job_id=call.object_id, state=type(exc).__name__,
-                                    error=message, error_kind=ERROR_INFRA, elapsed_s=time.perf_counter() - started)
+                                    error=message, error_kind=ErrorKind.INFRA, elapsed_s=time.perf_counter() - started)
                     continue
                 del pending[key]
                 yield self._finish(task, out, call.object_id, time.perf_counter() - started)

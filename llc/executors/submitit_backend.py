@@ -31,17 +31,10 @@ from typing import Any
 
 from llc.errors import ConfigError, LLCError
 from llc.executors.base import (
-    CACHED,
-    CANCELLED,
-    DONE,
-    ERROR_INFRA,
-    ERROR_JOB,
-    ERROR_TIMEOUT,
-    FAILED,
-    RUNNING,
-    TIMEOUT,
+    ErrorKind,
     Executor,
     InfrastructureError,
+    JobStatus,
     JobUpdate,
     Task,
     one_line,
@@ -191,7 +184,7 @@ class SubmititExecutor(Executor):
 
     def wait(self) -> Iterator[JobUpdate]:
         for key, job in self._jobs.items():
-            yield JobUpdate(key, "pending", backend_job_id=str(job.job_id), state="PENDING")
+            yield JobUpdate(key, JobStatus.PENDING, backend_job_id=str(job.job_id), state="PENDING")
         pending = dict(self._jobs)
         while pending:
             self._refresh()
@@ -201,7 +194,7 @@ class SubmititExecutor(Executor):
                 if not has_result and state in ACTIVE_STATES:
                     if state == "RUNNING" and key not in self._seen_running:
                         self._seen_running.add(key)
-                        yield JobUpdate(key, RUNNING, backend_job_id=str(job.job_id), state=state)
+                        yield JobUpdate(key, JobStatus.RUNNING, backend_job_id=str(job.job_id), state=state)
                     continue
                 del pending[key]
                 yield self._outcome(key, job)
@@ -226,33 +219,33 @@ class SubmititExecutor(Executor):
             try:
                 outcome, value = pickle_load(job.paths.result_pickle)
             except Exception as exc:
-                return JobUpdate(key, FAILED, backend_job_id=job_id, state=self._state(job), error_kind=ERROR_INFRA,
+                return JobUpdate(key, JobStatus.FAILED, backend_job_id=job_id, state=self._state(job), error_kind=ErrorKind.INFRA,
                                  error=self._mask(f"cannot read the job's result file: {exc}"))
             if outcome == "success":
-                return JobUpdate(key, CACHED if value["cached"] else DONE, backend_job_id=job_id,
+                return JobUpdate(key, JobStatus.CACHED if value["cached"] else JobStatus.DONE, backend_job_id=job_id,
                                  state="COMPLETED", run_dir=value["run_dir"], elapsed_s=value.get("elapsed_s"))
             trace = self._mask(str(value))
             state = self._final_state(job, expect_active_end=True)
             if "timed-out" in trace and "UncompletedJobError" in trace:
-                return JobUpdate(key, TIMEOUT, backend_job_id=job_id, state=state, error_kind=ERROR_TIMEOUT,
+                return JobUpdate(key, JobStatus.TIMEOUT, backend_job_id=job_id, state=state, error_kind=ErrorKind.TIMEOUT,
                                  error=f"SLURM time limit reached ({self.time_min} min, --slurm-time)", traceback=trace)
-            return JobUpdate(key, FAILED, backend_job_id=job_id, state=state, error=one_line(trace),
-                             error_kind=ERROR_JOB, traceback=trace)
+            return JobUpdate(key, JobStatus.FAILED, backend_job_id=job_id, state=state, error=one_line(trace),
+                             error_kind=ErrorKind.JOB, traceback=trace)
         # No result file: SLURM ended the task from outside (cancel, time limit, memory, node failure).
         state = self._final_state(job, expect_active_end=False)
         log = self._mask(self._tail(job))
         if state == "TIMEOUT":
-            return JobUpdate(key, TIMEOUT, backend_job_id=job_id, state=state, error_kind=ERROR_TIMEOUT,
+            return JobUpdate(key, JobStatus.TIMEOUT, backend_job_id=job_id, state=state, error_kind=ErrorKind.TIMEOUT,
                              error=f"SLURM time limit reached ({self.time_min} min, --slurm-time); the task was killed",
                              traceback=log or None)
         if state == "CANCELLED":
-            return JobUpdate(key, CANCELLED, backend_job_id=job_id, state=state, error_kind=ERROR_INFRA,
+            return JobUpdate(key, JobStatus.CANCELLED, backend_job_id=job_id, state=state, error_kind=ErrorKind.INFRA,
                              error="cancelled in SLURM (scancel or an administrator) before it finished",
                              traceback=log or None)
         if state == "OUT_OF_MEMORY":
-            return JobUpdate(key, FAILED, backend_job_id=job_id, state=state, error_kind=ERROR_INFRA,
+            return JobUpdate(key, JobStatus.FAILED, backend_job_id=job_id, state=state, error_kind=ErrorKind.INFRA,
                              error="SLURM killed the task: out of memory; raise --slurm-mem", traceback=log or None)
-        return JobUpdate(key, FAILED, backend_job_id=job_id, state=state, error_kind=ERROR_INFRA,
+        return JobUpdate(key, JobStatus.FAILED, backend_job_id=job_id, state=state, error_kind=ErrorKind.INFRA,
                          error=f"SLURM task ended in state {state} without a result"
                          + (f": {one_line(log)}" if log else ""), traceback=log or None)
 

@@ -16,16 +16,11 @@ from typing import Any
 
 from llc.config import config_to_dict
 from llc.executors.base import (
-    CACHED,
-    CANCELLED,
-    ERROR_INFRA,
-    ERROR_INTERRUPTED,
-    FAILED,
     FINAL_STATES,
-    PENDING,
-    RUNNING,
+    ErrorKind,
     Executor,
     InfrastructureError,
+    JobStatus,
     JobUpdate,
     Task,
     one_line,
@@ -37,9 +32,9 @@ from llc.study import Job, is_done, sweep_id
 UpdateFn = Callable[[JobUpdate, dict[str, Any]], None]
 
 
-def plan(jobs: Sequence[Job], runs_root: str | Path, force: bool = False) -> dict[str, str]:
+def plan(jobs: Sequence[Job], runs_root: str | Path, force: bool = False) -> dict[str, JobStatus]:
     """Status of each job before running: `cached` (complete run directory) or `pending`."""
-    return {j.key: CACHED if not force and is_done(runs_root, j) else PENDING for j in jobs}
+    return {j.key: JobStatus.CACHED if not force and is_done(runs_root, j) else JobStatus.PENDING for j in jobs}
 
 
 def job_entry(job: Job) -> dict[str, Any]:
@@ -71,7 +66,8 @@ def run_sweep(
     meta = {"study": source, "runs_root": str(runs_root.resolve()), "force": force, "executor": executor.describe(),
             "n_jobs": len(jobs)}
     manifest.start([job_entry(j) for j in jobs], statuses, meta)
-    tasks = [Task(j.key, make_payload(j.config, j.run_id, runs_root, force)) for j in jobs if statuses[j.key] == PENDING]
+    tasks = [Task(j.key, make_payload(j.config, j.run_id, runs_root, force))
+             for j in jobs if statuses[j.key] == JobStatus.PENDING]
     mine = [t.key for t in tasks]
     started: set[str] = set()
     try:
@@ -79,26 +75,28 @@ def run_sweep(
             try:
                 executor.submit(tasks)
             except InfrastructureError as exc:
-                manifest.update_many(mine, {"status": FAILED, "error": one_line(str(exc)), "error_kind": ERROR_INFRA})
+                manifest.update_many(mine, {"status": JobStatus.FAILED, "error": one_line(str(exc)),
+                                            "error_kind": ErrorKind.INFRA})
                 raise
             for update in executor.wait():
                 data = manifest.update(update.key, update.fields())
-                if update.status == RUNNING:
+                if update.status == JobStatus.RUNNING:
                     started.add(update.key)
                 elif update.status in FINAL_STATES:
                     started.discard(update.key)
                 if on_update is not None:
                     on_update(update, data)
             # Every task must end with a final update; anything else is a backend bug.
-            manifest.update_many(mine, {"status": FAILED, "error": f"the {executor.name} backend returned no result",
-                                        "error_kind": ERROR_INFRA})
+            manifest.update_many(mine, {"status": JobStatus.FAILED,
+                                        "error": f"the {executor.name} backend returned no result",
+                                        "error_kind": ErrorKind.INFRA})
     except KeyboardInterrupt:
         executor.cancel()
         manifest.update_many(
             sorted(started),
-            {"status": CANCELLED, "error": "interrupted before it finished; rerun the sweep to resume",
-             "error_kind": ERROR_INTERRUPTED},
-            only_if=(RUNNING,),
+            {"status": JobStatus.CANCELLED, "error": "interrupted before it finished; rerun the sweep to resume",
+             "error_kind": ErrorKind.INTERRUPTED},
+            only_if=(JobStatus.RUNNING,),
         )
         raise
     finally:
