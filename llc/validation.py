@@ -23,7 +23,7 @@ from llc.errors import ConfigError, LLCError
 from llc.executors import OK_STATES, Backend, Executor, JobUpdate, run_sweep
 from llc.runs import default_runs_root, family_id, run_id, run_job
 from llc.runs.io import write_text_atomic
-from llc.samplers.registry import sampler_specs, spec_of
+from llc.samplers.registry import sampler_names, sampler_specs, spec_of
 from llc.study import Job, job_key
 
 RHAT_MAX = 1.01
@@ -260,9 +260,8 @@ class ValidationReport:
 def suite_jobs(samplers: Sequence[str] | None = None, preset: str = "quick",
                cases: Sequence[str] | None = None) -> list[Job]:
     """`validation_jobs` for `samplers` checked against the registry (None or empty: every sampler)."""
-    from llc.samplers import REGISTRY
-
-    names = check_samplers(list(samplers) if samplers else list(REGISTRY), list(REGISTRY))
+    known = list(sampler_names())
+    names = check_samplers(list(samplers) if samplers else known, known)
     return validation_jobs(names, preset, list(cases) if cases else None)
 
 
