@@ -125,6 +125,15 @@ def _check_name(value: Any, where: str) -> str:
     return value
 
 
+def _check_entry(entry: Any, allowed: Sequence[str], required: str, where: str, hint: str = "") -> None:
+    """A grid entry: an object with only `allowed` keys, `required` among them (`hint` lists its values)."""
+    if not isinstance(entry, Mapping):
+        raise ConfigError(f"{where}: expected an object with keys {', '.join(allowed)}; got {entry!r}")
+    _check_keys(entry, allowed, where)
+    if required not in entry:
+        raise ConfigError(f"{where}: missing {required!r}{hint}")
+
+
 def _check_keys(entry: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
     for key in entry:
         if key not in allowed:
@@ -177,11 +186,7 @@ def _problems(entries: Any, where: str) -> tuple[ProblemSpec, ...]:
     out = []
     for i, entry in enumerate(entries):
         here = _item(where, i)
-        if not isinstance(entry, Mapping):
-            raise ConfigError(f"{here}: expected an object with keys name, set; got {entry!r}")
-        _check_keys(entry, PROBLEM_KEYS, here)
-        if "name" not in entry:
-            raise ConfigError(f"{here}: missing 'name'")
+        _check_entry(entry, PROBLEM_KEYS, "name", here)
         name = _check_name(entry["name"], f"{here}.name")
         if name in seen:
             raise ConfigError(f"{here}.name: duplicate problem name {name!r} (also {_item(where, seen[name])})")
@@ -197,11 +202,7 @@ def _samplers(entries: Any, where: str) -> tuple[SamplerSpec, ...]:
     raw = []
     for i, entry in enumerate(entries):
         here = _item(where, i)
-        if not isinstance(entry, Mapping):
-            raise ConfigError(f"{here}: expected an object with keys sampler, name, set; got {entry!r}")
-        _check_keys(entry, SAMPLER_ENTRY_KEYS, here)
-        if "sampler" not in entry:
-            raise ConfigError(f"{here}: missing 'sampler' (one of {', '.join(REGISTRY)})")
+        _check_entry(entry, SAMPLER_ENTRY_KEYS, "sampler", here, f" (one of {', '.join(REGISTRY)})")
         sampler = entry["sampler"]
         if sampler not in SAMPLERS:
             raise ConfigError(f"{here}.sampler: {sampler!r} is not a sampler; choose one of {', '.join(SAMPLERS)}")
