@@ -208,7 +208,7 @@ def main() -> None:
             bare_est = estimate(np.asarray(losses).T, post.nbeta, post.L0, finite_chains(np.asarray(losses).T))
             llc_est = estimate(run.loss, post.nbeta, post.L0, finite_chains(run.loss))
         else:
-            bare_est = llc_est = {"llc_mean": None, "llc_se": None}
+            bare_est = llc_est = None
         profile = profile_variants(cfg, sampler, post, compiled, key, args.profile_repeats) if args.profile else None
         out[precision] = {
             "profile": profile,
@@ -217,8 +217,8 @@ def main() -> None:
             "ratio_llc_over_bare": C.median([r["ratio"] for r in reps]),
             "bare_compile_s": bare_compile_s,
             "llc_compile_s": C.median([r["llc_compile_s"] for r in reps]),
-            "bare_lambda": bare_est["llc_mean"], "bare_lambda_se": bare_est["llc_se"],
-            "llc_lambda": llc_est["llc_mean"], "llc_lambda_se": llc_est["llc_se"],
+            "bare_lambda": bare_est and bare_est.llc_mean, "bare_lambda_se": bare_est and bare_est.llc_se,
+            "llc_lambda": llc_est and llc_est.llc_mean, "llc_lambda_se": llc_est and llc_est.llc_se,
             "per_repeat": reps,
         }
     ratios = [out[p]["ratio_llc_over_bare"] for p in args.precisions.split(",")]

@@ -141,8 +141,8 @@ def main() -> None:
     ours = estimate(llc_chains.loss, post.nbeta, post.L0, finite_chains(llc_chains.loss))
     dev_trace = np.load(workdir / "devinterp_loss_trace.npy")
     theirs = estimate(dev_trace, post.nbeta, post.L0, finite_chains(dev_trace))
-    diff = ours["llc_mean"] - theirs["llc_mean"]
-    z = diff / math.hypot(ours["llc_se"], theirs["llc_se"])
+    diff = ours.llc_mean - theirs.llc_mean
+    z = diff / math.hypot(ours.llc_se, theirs.llc_se)
 
     med = {k: C.median([r[k] for r in reps]) for k in reps[0]}
     C.emit({
@@ -159,11 +159,11 @@ def main() -> None:
         "ratio_llc_f64_over_devinterp": C.median([r["ratio_llc_f64_over_devinterp"] for r in reps]),
         "llc_compile_s": med["llc_f32_compile_s"],
         "devinterp_call_s": med["devinterp_call_s"],
-        "llc_lambda": ours["llc_mean"], "llc_lambda_se": ours["llc_se"], "llc_rhat": ours["rhat"],
-        "llc_ess_bulk": ours["ess_bulk"], "llc_lambda_per_chain": ours["llc_per_chain"],
-        "devinterp_lambda": theirs["llc_mean"], "devinterp_lambda_se": theirs["llc_se"],
-        "devinterp_rhat": theirs["rhat"], "devinterp_ess_bulk": theirs["ess_bulk"],
-        "devinterp_lambda_per_chain": theirs["llc_per_chain"],
+        "llc_lambda": ours.llc_mean, "llc_lambda_se": ours.llc_se, "llc_rhat": ours.rhat,
+        "llc_ess_bulk": ours.ess_bulk, "llc_lambda_per_chain": ours.llc_per_chain,
+        "devinterp_lambda": theirs.llc_mean, "devinterp_lambda_se": theirs.llc_se,
+        "devinterp_rhat": theirs.rhat, "devinterp_ess_bulk": theirs.ess_bulk,
+        "devinterp_lambda_per_chain": theirs.llc_per_chain,
         "devinterp_own_llc_mean": dev["llc_mean"], "devinterp_own_llc_std": dev["llc_std"],
         "devinterp_init_loss": dev["init_loss"], "L0_llc": post.L0, "L0_torch": dev["full_loss_at_teacher"],
         "lambda_diff": diff, "lambda_diff_z": z,

@@ -18,7 +18,7 @@ out = Path(os.environ.get("OUT", "/tmp"))
 result = {"device": str(jax.devices()[0]), "jax": jax.__version__}
 for prec in ("float64", "float32"):
     start = time.time()
-    m = run_job(resolve_config("quick", [f"precision={prec}"]), out / "runs").metrics
+    m = run_job(resolve_config("quick", [f"precision={prec}"]), out / "runs").metrics.to_dict()
     row = {k: m[k] for k in ("llc_mean", "llc_se", "rhat", "ess_bulk", "timing")} | {"wall": time.time() - start}
     result[f"quick_{prec}"] = row
     print(json.dumps(row), flush=True)

@@ -7,11 +7,10 @@ computed from the loss trace of the kept draws of every non-divergent chain.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from llc.errors import LLCError
+from llc.records import Efficiency, Estimate
 
 RHAT_MAX = 1.01
 ESS_PER_CHAIN_MIN = 100
@@ -26,7 +25,7 @@ def finite_chains(loss: np.ndarray, theta: np.ndarray | None = None) -> np.ndarr
 
 
 def running_llc(loss: np.ndarray, nbeta: float, L0: float) -> tuple[np.ndarray, np.ndarray]:
-    """Cumulative-mean λ̂ per chain (C, D) and pooled over chains (D,)."""
+    """Running λ̂ (notes §3): per chain (C, D), nβ·(mean of the loss of draws 1..t − L0), and pooled (D,)."""
     steps = np.arange(1, loss.shape[1] + 1)
     per_chain = nbeta * (np.cumsum(loss, axis=1) / steps - L0)
     pooled = per_chain.mean(axis=0)
@@ -40,7 +39,7 @@ def estimate(
     valid: np.ndarray,
     theta: np.ndarray | None = None,
     loss_trace: str = "full",
-) -> dict[str, Any]:
+) -> Estimate:
     """λ̂ (pooled and per chain), SE, ESS, R̂ and the `converged` flag from a (C, D) loss trace.
 
     `theta` (C, D, K): projections of w - w*; their largest split-R̂ is reported as `rhat_theta`.
@@ -73,19 +72,19 @@ def estimate(
     if loss_trace == "batch":
         converged = converged and bool(np.isfinite(rhat_theta) and rhat_theta <= RHAT_MAX)
     llc_per_chain = [float(v) if ok else None for v, ok in zip(_expand(per_chain, valid), valid, strict=True)]
-    return {
-        "llc_mean": llc_mean,
-        "llc_se": float(llc_se),
-        "llc_std": float(np.std(per_chain, ddof=1)) if per_chain.size > 1 else 0.0,
-        "llc_per_chain": llc_per_chain,
-        "ess_bulk": ess_bulk,
-        "ess_tail": ess_tail,
-        "rhat": rhat,
-        "rhat_theta": rhat_theta,
-        "converged": converged,
-        "n_chains_used": int(valid.sum()),
-        "n_chains_diverged": n_bad,
-    }
+    return Estimate(
+        llc_mean=llc_mean,
+        llc_se=float(llc_se),
+        llc_std=float(np.std(per_chain, ddof=1)) if per_chain.size > 1 else 0.0,
+        llc_per_chain=llc_per_chain,
+        ess_bulk=ess_bulk,
+        ess_tail=ess_tail,
+        rhat=rhat,
+        rhat_theta=rhat_theta,
+        converged=converged,
+        n_chains_used=int(valid.sum()),
+        n_chains_diverged=n_bad,
+    )
 
 
 def _expand(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -94,11 +93,11 @@ def _expand(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return out
 
 
-def efficiency(ess_bulk: float, llc_se: float, sampling_s: float, fde_sampling: float) -> dict[str, float]:
+def efficiency(ess_bulk: float, llc_se: float, sampling_s: float, fde_sampling: float) -> Efficiency:
     """ESS per second / per FDE and work-normalised variance (lower is better)."""
-    return {
-        "ess_per_sec": ess_bulk / sampling_s if sampling_s > 0 else float("nan"),
-        "ess_per_fde": ess_bulk / fde_sampling if fde_sampling > 0 else float("nan"),
-        "wnv_time": llc_se**2 * sampling_s,
-        "wnv_fde": llc_se**2 * fde_sampling,
-    }
+    return Efficiency(
+        ess_per_sec=ess_bulk / sampling_s if sampling_s > 0 else float("nan"),
+        ess_per_fde=ess_bulk / fde_sampling if fde_sampling > 0 else float("nan"),
+        wnv_time=llc_se**2 * sampling_s,
+        wnv_fde=llc_se**2 * fde_sampling,
+    )

@@ -9,13 +9,13 @@ the *mean* loss, never the batch size.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 
+from llc import tempering
 from llc.config import Config
 from llc.targets import Target, lambda_true
 from llc.targets.build import quadratic_loss_fn
@@ -106,8 +106,8 @@ def moments_loss(cfg: Config, target: Target) -> Callable[[jax.Array], jax.Array
 
 def build_posterior(cfg: Config, target: Target) -> Posterior:
     n = cfg.data.n
-    beta = cfg.posterior.beta0 / math.log(n)
-    nbeta = n * beta
+    beta = tempering.beta(n, cfg.posterior.beta0)
+    nbeta = tempering.nbeta(n, cfg.posterior.beta0)
     gamma = float(cfg.posterior.gamma)
     batch_size = cfg.sampler.batch_size or n
 

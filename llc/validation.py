@@ -21,8 +21,9 @@ import numpy as np
 from llc.config import resolve_config
 from llc.errors import ConfigError, LLCError
 from llc.executors import OK_STATES, Backend, Executor, JobUpdate, run_sweep
+from llc.records import Metrics
 from llc.runs import default_runs_root, family_id, run_id, run_job
-from llc.runs.io import write_text_atomic
+from llc.runs.layout import write_text_atomic
 from llc.samplers.registry import sampler_names, sampler_specs, spec_of
 from llc.study import Job, job_key
 
@@ -173,13 +174,13 @@ def validate_jobs(
     return rows
 
 
-def _summarise(case: Case, sampler: str, results: list[dict[str, Any]]) -> dict[str, Any]:
-    lam = float(results[0]["lambda_true"])
-    means = np.array([r["llc_mean"] for r in results])
-    ses = np.array([r["llc_se"] for r in results])
+def _summarise(case: Case, sampler: str, results: list[Metrics]) -> dict[str, Any]:
+    lam = float(results[0].lambda_true)
+    means = np.array([r.estimate.llc_mean for r in results])
+    ses = np.array([r.estimate.llc_se for r in results])
     mean = float(means.mean())
-    tol = tolerance(sampler, lam, int(results[0]["n_data"]), len(results), case.uses_data)
-    rhats = [r["rhat"] if r["rhat"] is not None else math.inf for r in results]
+    tol = tolerance(sampler, lam, int(results[0].n_data), len(results), case.uses_data)
+    rhats = [r.estimate.rhat if r.estimate.rhat is not None else math.inf for r in results]
     missed = [name for name, ok in (("λ", abs(mean - lam) <= tol), ("R̂", max(rhats) <= RHAT_MAX)) if not ok]
     return {
         "case": case.name,
@@ -193,11 +194,12 @@ def _summarise(case: Case, sampler: str, results: list[dict[str, Any]]) -> dict[
         "rhat_max": max(rhats),
         # Not part of the pass rule (notes §3 and the issue define R̂ on the loss trace): θ includes the
         # directions along which the loss is exactly flat, where only γ moves the chains.
-        "rhat_theta_max": float(np.max([math.nan if r.get("rhat_theta") is None else r["rhat_theta"] for r in results])),
-        "ess_min": min(r["ess_bulk"] for r in results),
-        "loss_trace": results[0]["loss_trace"],  # "full" for every sampler here (EXACT_TRACE)
+        "rhat_theta_max": float(np.max([math.nan if r.estimate.rhat_theta is None else r.estimate.rhat_theta
+                                         for r in results])),
+        "ess_min": min(r.estimate.ess_bulk for r in results),
+        "loss_trace": results[0].loss_trace,  # "full" for every sampler here (EXACT_TRACE)
         # compute time of the runs (from their metrics), the same whether they ran now or came from the cache
-        "seconds": float(sum(r["timing"]["total_s"] for r in results)),
+        "seconds": float(sum(r.timing.total_s for r in results)),
         "n_seeds": len(results),
         "passed": not missed,
         "missed": "+".join(missed),  # which part of the rule failed: λ (tolerance), R̂, or both

@@ -25,3 +25,19 @@ def run_cli(args: list[str], runs_dir: Path | None = None, env: dict[str, str] |
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def write_fake_run(run_dir: Path) -> Path:
+    """A run directory that passes `llc.runs.layout.is_complete` without running anything: every file
+    present and parseable (trace.nc only carries the HDF5 signature), metrics naming the directory."""
+    import json
+
+    from llc.runs import layout
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / layout.CONFIG).write_text("{}")
+    (run_dir / layout.ENV).write_text("{}")
+    (run_dir / layout.L0_FILE).write_text("0.5\n")
+    (run_dir / layout.TRACE).write_bytes(layout.HDF5_SIGNATURE + b"\0" * 8)
+    (run_dir / layout.METRICS).write_text(json.dumps({"run_id": run_dir.name}))
+    return run_dir

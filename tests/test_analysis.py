@@ -134,7 +134,7 @@ def test_sampler_specific_figures_where_expected(sampler_runs):
 def test_running_llc_matches_metrics(sampler_runs):
     run_dir = sampler_runs[SWEEP_SAMPLERS[-1]]
     run = P.load_run(run_dir)
-    metrics = run.metrics
+    metrics = json.loads((run_dir / "metrics.json").read_text())
     fig = P.fig_running_llc(run)
     ax = fig.axes[0]
     lines = {line.get_label().split(":")[0]: line for line in ax.get_lines()}

@@ -155,4 +155,4 @@ def test_job_body_runs_through_modal_local_path(no_credentials, tmp_path):
     # The brought-back run is an ordinary complete run: `llc run` / `llc sweep` find it in the cache.
     from llc.runs import load_cached
 
-    assert load_cached(run_dir) == metrics
+    assert load_cached(run_dir).to_dict() == metrics

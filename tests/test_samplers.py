@@ -73,7 +73,7 @@ def open_trace(run_dir) -> xr.DataTree:
 @pytest.mark.parametrize("case", list(ACCURACY))
 def test_quadratic_accuracy(case, tmp_path):
     sampler, settings = ACCURACY[case]
-    metrics = run_job(quadratic_config(sampler, settings), runs_root=tmp_path).metrics
+    metrics = run_job(quadratic_config(sampler, settings), runs_root=tmp_path).metrics.to_dict()
     assert metrics["precision"] == "float64"
     assert metrics["lambda_true"] == pytest.approx(exact_lambda(), rel=1e-9)
     assert metrics["n_chains_diverged"] == 0
@@ -90,7 +90,7 @@ def test_hmc_cost_is_draws_times_chains_times_leapfrog_steps(tmp_path):
     draws, chains, leapfrog, warmup = 60, 3, 7, 40
     cfg = quadratic_config("hmc", {"sampler.steps": draws, "sampler.warmup": warmup, "sampler.chains": chains,
                                    "sampler.num_integration_steps": leapfrog, "sampler.thinning": 1})
-    work = run_job(cfg, runs_root=tmp_path).metrics["work"]
+    work = run_job(cfg, runs_root=tmp_path).metrics.to_dict()["work"]
     assert work["grad_evals_sampling"] == draws * chains * leapfrog
     assert work["fde_sampling"] == work["grad_evals_sampling"]  # full batch: one gradient = one FDE
     # warm-up separately: per chain, BlackJAX's initial value_and_grad + L per adaptation step
@@ -150,7 +150,7 @@ def test_reported_gradients_match_actual_evaluations(sampler, settings):
 def test_huge_step_size_is_flagged_not_silently_wrong(sampler, settings, tmp_path):
     cfg = quadratic_config(sampler, {"sampler.steps": 400, "sampler.warmup": 20, **settings})
     try:
-        metrics = run_job(cfg, runs_root=tmp_path).metrics
+        metrics = run_job(cfg, runs_root=tmp_path).metrics.to_dict()
     except LLCError as exc:
         assert "step_size" in str(exc) and "reduce" in str(exc)
     else:
@@ -161,7 +161,7 @@ def test_adaptation_recovers_from_a_huge_initial_step_size(tmp_path):
     """HMC adapts its step size in warm-up: a huge initial value must not give a wrong λ̂."""
     cfg = quadratic_config("hmc", {"sampler.step_size": 100.0, "sampler.steps": 1500, "sampler.warmup": 300,
                                    "sampler.num_integration_steps": 20})
-    metrics = run_job(cfg, runs_root=tmp_path).metrics
+    metrics = run_job(cfg, runs_root=tmp_path).metrics.to_dict()
     flagged = metrics["n_chains_diverged"] > 0 or not metrics["converged"]
     assert flagged or abs(metrics["llc_mean"] / metrics["lambda_true"] - 1) < 0.03
 
@@ -263,7 +263,7 @@ def test_precision_smoke_and_cost_formulas(sampler, precision, smoke_root):
     cfg = resolve_config(preset="quick", overrides={**SMOKE_TARGET, **SMOKE_SAMPLER[sampler], "precision": precision},
                          sampler=sampler)
     result = run_job(cfg, runs_root=smoke_root)
-    m, s = result.metrics, cfg.sampler
+    m, s = result.metrics.to_dict(), cfg.sampler
     assert m["precision"] == precision
     assert m["n_chains_diverged"] == 0 and math.isfinite(m["llc_mean"])
     tree = open_trace(result.run_dir)

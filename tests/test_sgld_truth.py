@@ -13,7 +13,7 @@ def test_quadratic_within_5_percent_of_exact_finite_value(tmp_path):
         "quick",
         ["target.kind=quadratic", "sampler.steps=20000", "sampler.warmup=1000", "sampler.step_size=5e-5"],
     )
-    m = run_job(cfg, tmp_path).metrics
+    m = run_job(cfg, tmp_path).metrics.to_dict()
     exact = m["lambda_true"]
     # exact = 1/2 sum nβa/(nβa+γ) over the spectrum: not d/2 at this nβ and γ.
     assert exact < cfg.target.dim / 2
@@ -29,7 +29,7 @@ def test_single_linear_layer_within_5_percent_of_half_d(tmp_path):
             "sampler.warmup=1000", "sampler.step_size=1e-7",
         ],
     )
-    m = run_job(cfg, tmp_path).metrics
+    m = run_job(cfg, tmp_path).metrics.to_dict()
     d = 10 * 2 + 2
     assert m["n_params"] == d and m["lambda_true"] == d / 2
     assert m["llc_mean"] == pytest.approx(d / 2, rel=0.05)
@@ -101,7 +101,7 @@ def test_preset_step_scale_on_validation_quadratic(sampler, tmp_path):
     """Full-preset defaults (no per-case tuning) on the 1:1000 quadratic: within 3% of the exact value."""
     cfg = resolve_config("full", ["target.kind=quadratic", "target.dim=20", "target.curvature_ratio=1000"],
                          sampler=sampler)
-    m = run_job(cfg, tmp_path).metrics
+    m = run_job(cfg, tmp_path).metrics.to_dict()
     assert m["llc_mean"] == pytest.approx(m["lambda_true"], rel=0.03)
     assert m["rhat"] < 1.01
     # warm-up work = the power iteration (counted as 2 full-data gradients per Hessian-vector product)

@@ -20,7 +20,7 @@ from llc.study import (
     parse_seeds,
     sweep_id,
 )
-from tests.conftest import REPO
+from tests.conftest import REPO, write_fake_run
 
 
 def _study(data: dict, source: str = "study.yaml", **kwargs):
@@ -205,9 +205,10 @@ def test_cli_dry_run_and_errors(tmp_path, monkeypatch, capsys):
     runs = tmp_path / "runs"
     study = build_study(load_study_file(REPO / "study.yaml"), "study.yaml")
     jobs = expand_jobs(study)
-    # Pretend the first job finished: a complete run directory is one with metrics.json.
-    (runs / jobs[0].run_id).mkdir(parents=True)
-    (runs / jobs[0].run_id / "metrics.json").write_text("{}")
+    # Pretend the first job finished (a complete run directory) and the second left a partial one.
+    write_fake_run(runs / jobs[0].run_id)
+    (runs / jobs[1].run_id).mkdir(parents=True)
+    (runs / jobs[1].run_id / "metrics.json").write_text("{}")
     assert is_done(runs, jobs[0]) and not is_done(runs, jobs[1])
     assert _main(["sweep", "study.yaml", "--dry-run", "--runs-dir", str(runs)], monkeypatch) == 0
     lines = capsys.readouterr().out.strip().splitlines()

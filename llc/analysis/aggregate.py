@@ -10,7 +10,7 @@ nothing else is.
 
 Two sources, same columns:
 - `sweep_rows(manifest)`: the jobs of one sweep, including failed ones with their error;
-- `collect_rows(runs_root)`: every complete run directory (config.json + metrics.json),
+- `collect_rows(runs_root)`: every complete run directory (`llc.runs.layout.is_complete`),
   skipping `_targets`, `_tmp`, `_sweeps` and anything else that is not a run. Problem
   and sampler labels come from sweep manifests when one names the run; otherwise
   `problem` is empty and `sampler` is the sampler's name.
@@ -28,7 +28,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from llc.runs.io import write_text_atomic
+from llc.records import Metrics
+from llc.runs.layout import CONFIG, is_complete, load_metrics, try_read_json, write_text_atomic
 
 CSV_NAME = "llc_sweep_results.csv"
 IDENTITY = ("run_id", "family_id", "problem", "sampler", "seed", "status", "error", "error_kind", "run_dir")
@@ -79,20 +80,12 @@ def cell(value: Any) -> str:
     return str(value)
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _row(identity: Mapping[str, Any], config: Mapping[str, Any] | None, metrics: Mapping[str, Any] | None) -> dict[str, Any]:
+def _row(identity: Mapping[str, Any], config: Mapping[str, Any] | None, metrics: Metrics | None) -> dict[str, Any]:
     row: dict[str, Any] = dict(identity)
     cfg = flat_config(config or {})
     for key, value in cfg.items():
         row.setdefault(key, value)
-    for key, value in flatten(metrics or {}).items():
+    for key, value in flatten(metrics.to_dict() if metrics is not None else {}).items():
         if key in IDENTITY or key in cfg:
             continue  # run_id, family_id, seed are identity; seed/precision duplicate the config
         if key == "sampler":
@@ -111,14 +104,14 @@ def sweep_rows(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
         if job is None:
             continue
         run_dir = Path(job["run_dir"])
-        metrics = _read_json(run_dir / "metrics.json")
+        metrics = load_metrics(run_dir)
         identity = {
             "run_id": job["run_id"], "family_id": job.get("family_id"), "problem": job.get("problem"),
             "sampler": job.get("sampler"), "seed": job.get("seed"), "status": job.get("status"),
             "error": job.get("error"), "error_kind": job.get("error_kind"),
             "run_dir": str(run_dir) if metrics is not None else None,
         }
-        rows.append(_row(identity, job.get("config") or _read_json(run_dir / "config.json"), metrics))
+        rows.append(_row(identity, job.get("config") or try_read_json(run_dir / CONFIG), metrics))
     return rows
 
 
@@ -126,7 +119,7 @@ def manifest_labels(runs_root: str | Path) -> dict[str, tuple[str, str]]:
     """run_id -> (problem, sampler label) from the sweep manifests in RUNS/_sweeps (latest wins)."""
     labels: dict[str, tuple[str, str, str]] = {}
     for path in sorted((Path(runs_root) / "_sweeps").glob("*.json")):
-        data = _read_json(path)
+        data = try_read_json(path)
         if not data:
             continue
         updated = str(data.get("updated", ""))
@@ -138,7 +131,7 @@ def manifest_labels(runs_root: str | Path) -> dict[str, tuple[str, str]]:
 
 
 def run_dirs(runs_root: str | Path) -> list[Path]:
-    """Complete run directories under the runs root (config.json and metrics.json present)."""
+    """Complete run directories under the runs root."""
     root = Path(runs_root)
     if not root.is_dir():
         return []
@@ -146,7 +139,7 @@ def run_dirs(runs_root: str | Path) -> list[Path]:
     for path in sorted(root.iterdir()):
         if not path.is_dir() or path.name in SKIP_DIRS or path.name.startswith((".", "_")):
             continue
-        if (path / "metrics.json").is_file() and (path / "config.json").is_file():
+        if is_complete(path):
             out.append(path)
     return out
 
@@ -156,13 +149,13 @@ def collect_rows(runs_root: str | Path, use_manifests: bool = True) -> list[dict
     labels = manifest_labels(runs_root) if use_manifests else {}
     rows = []
     for path in run_dirs(runs_root):
-        config, metrics = _read_json(path / "config.json"), _read_json(path / "metrics.json")
+        config, metrics = try_read_json(path / CONFIG), load_metrics(path)
         if config is None or metrics is None:
-            continue
-        rid = metrics.get("run_id") or path.name
+            continue  # removed or replaced since it was listed
+        rid = metrics.run_id
         problem, label = labels.get(rid, (None, None))
         identity = {
-            "run_id": rid, "family_id": metrics.get("family_id"), "problem": problem,
+            "run_id": rid, "family_id": metrics.family_id, "problem": problem,
             "sampler": label or (config.get("sampler") or {}).get("name"), "seed": config.get("seed"),
             "status": "done", "error": None, "error_kind": None, "run_dir": str(path.resolve()),
         }

@@ -26,11 +26,9 @@ import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")  # headless unless the caller chose a backend
 
-import json
 import math
 import re
 import sys
-import tempfile
 import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -40,15 +38,16 @@ from typing import Any
 import numpy as np
 
 from llc.errors import ConfigError
+from llc.estimator import ESS_PER_CHAIN_MIN, running_llc
+from llc.records import Metrics
+from llc.runs import layout
 
 PLOT_KINDS = ("running_llc", "rank", "ess_evolution", "autocorr", "energy", "theta", "acceptance", "energy_change")
-RUN_FILES = ("config.json", "metrics.json", "trace.nc")
-DEFAULT_OUT = "analysis"
+DEFAULT_OUT = layout.PLOTS_DIR
 
 LINE_MAX_POINTS = 2000  # per chain, for trace-like line plots (drawing only)
 RANK_MAX_DRAWS = 1000  # per chain, for the rank plot's uniformity test
 SE_CHECKPOINTS = 60  # draws t at which the running SE band is evaluated
-ESS_PER_CHAIN_MIN = 100  # as in llc.estimator: the reference line of the ESS plot is 100 per chain
 DPI = 110
 
 CHAIN_COLORS = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C8", "C9")
@@ -59,7 +58,7 @@ CHAIN_COLORS = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C8", "C9")
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunData:
     """What the figures need from a run directory, as numpy arrays (chains first)."""
 
@@ -67,7 +66,8 @@ class RunData:
     run_id: str
     sampler: str
     config: dict[str, Any]
-    metrics: dict[str, Any]
+    metrics: Metrics
+    loss: np.ndarray  # (C, D) L_n (or the minibatch loss, see metrics.loss_trace) at each kept draw
     llc: np.ndarray  # (C, D) nβ (L - L0) at each kept draw
     theta: np.ndarray | None  # (C, D, P) random projections of w - w*
     stats: dict[str, np.ndarray]  # (C, D) per-draw sampler diagnostics (chain_valid removed)
@@ -88,7 +88,7 @@ class RunData:
 
     @property
     def lambda_true(self) -> float | None:
-        value = self.metrics.get("lambda_true")
+        value = self.metrics.lambda_true
         return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
     def label(self) -> str:
@@ -102,11 +102,6 @@ class RunData:
         return f"; chain{'s' if bad.size > 1 else ''} {', '.join(map(str, bad))} excluded (non-finite)"
 
 
-def is_run_dir(path: Path) -> bool:
-    """A complete run directory: metrics.json (written last), config.json and trace.nc."""
-    return path.is_dir() and all((path / name).is_file() for name in RUN_FILES)
-
-
 def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
     """Run directories named directly, or every complete run directory under a runs root.
 
@@ -118,22 +113,23 @@ def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
         path = Path(raw)
         if not path.exists():
             raise ConfigError(f"{path}: no such run directory or runs root")
-        if is_run_dir(path):
+        if layout.is_complete(path):
             found.append(path)
             continue
         if not path.is_dir():
-            raise ConfigError(f"{path}: not a run directory (needs {', '.join(RUN_FILES)})")
+            raise ConfigError(f"{path}: not a run directory")
         under = []
         for root, dirs, _files in os.walk(path):
             here = Path(root)
-            if here != path and is_run_dir(here):
+            if here != path and layout.is_complete(here):
                 under.append(here)
                 dirs[:] = []
                 continue
             dirs[:] = sorted(d for d in dirs if not d.startswith(("_", ".")) and d != DEFAULT_OUT)
         if not under:
             raise ConfigError(
-                f"{path}: not a run directory and no complete run directories under it (each needs {', '.join(RUN_FILES)})"
+                f"{path}: not a complete run directory ({layout.incomplete_reason(path)}) "
+                "and no complete run directories under it"
             )
         found.extend(sorted(under))
     unique: dict[Path, None] = {}
@@ -147,12 +143,14 @@ def load_run(run_dir: str | Path) -> RunData:
     import xarray as xr
 
     run_dir = Path(run_dir)
-    if not is_run_dir(run_dir):
-        raise ConfigError(f"{run_dir}: not a complete run directory (needs {', '.join(RUN_FILES)})")
-    config = json.loads((run_dir / "config.json").read_text())
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    with xr.open_datatree(run_dir / "trace.nc", engine="h5netcdf") as tree:
+    reason = layout.incomplete_reason(run_dir)
+    if reason is not None:
+        raise ConfigError(f"{run_dir}: not a complete run directory ({reason})")
+    config = layout.read_config(run_dir)
+    metrics = layout.read_metrics(run_dir)
+    with xr.open_datatree(run_dir / layout.TRACE, engine="h5netcdf") as tree:
         post = tree["posterior"]
+        loss = np.asarray(post["loss"].values, dtype=np.float64)
         llc = np.asarray(post["llc"].values, dtype=np.float64)
         theta = np.asarray(post["theta"].values, dtype=np.float64) if "theta" in post.data_vars else None
         stats: dict[str, np.ndarray] = {}
@@ -169,10 +167,11 @@ def load_run(run_dir: str | Path) -> RunData:
         theta = theta[..., None]
     return RunData(
         run_dir=run_dir,
-        run_id=str(metrics.get("run_id") or run_dir.name),
-        sampler=str(metrics.get("sampler") or (config.get("sampler") or {}).get("name") or "?"),
+        run_id=metrics.run_id,
+        sampler=str(metrics.sampler or (config.get("sampler") or {}).get("name") or "?"),
         config=config,
         metrics=metrics,
+        loss=loss,
         llc=llc,
         theta=theta,
         stats=stats,
@@ -286,8 +285,7 @@ def fig_running_llc(run: RunData):
     llc = run.llc[run.valid]
     n_chains, n_draws = llc.shape
     t = np.arange(1, n_draws + 1)
-    per_chain = np.cumsum(llc, axis=1) / t
-    pooled = per_chain.mean(axis=0)
+    per_chain, pooled = running_llc(run.loss[run.valid], run.metrics.nbeta, run.metrics.L0)
     ts = se_checkpoints(n_draws)
     se = running_se(llc, ts)
     idx = _thin_index(n_draws, LINE_MAX_POINTS)
@@ -317,8 +315,8 @@ def fig_running_llc(run: RunData):
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8, ncols=2 if n_chains > 4 else 1, framealpha=0.85)
     stride = stride_for(n_draws, LINE_MAX_POINTS)
-    detail = (f"{n_chains} chains × {n_draws} draws, nβ = {run.metrics.get('nbeta', float('nan')):.4g}, "
-              f"loss trace: {run.metrics.get('loss_trace', '?')}")
+    detail = (f"{n_chains} chains × {n_draws} draws, nβ = {run.metrics.nbeta:.4g}, "
+              f"loss trace: {run.metrics.loss_trace or '?'}")
     if stride > 1:
         detail += f"; lines drawn at 1 in {stride} draws"
     _suptitle(fig, "Running λ̂", run, detail)
@@ -382,7 +380,7 @@ def fig_energy_change(run: RunData):
     if hi <= lo:
         lo, hi = lo - 0.5, hi + 0.5
     bins = np.linspace(lo, hi, 61)
-    n_params = run.metrics.get("n_params")
+    n_params = run.metrics.n_params
     fig = _new_figure((8, 4.8))
     ax = fig.add_subplot()
     for row, chain in zip(de, run.chains, strict=True):
@@ -534,7 +532,7 @@ def fig_ess_evolution(run: RunData):
 def autocorr_max_lag(run: RunData) -> int:
     """About 5 integrated autocorrelation times (from metrics' bulk ESS), within [50, D/2]."""
     n_draws = run.n_draws
-    ess = run.metrics.get("ess_bulk")
+    ess = run.metrics.estimate.ess_bulk
     total = n_draws * int(run.chains.size)
     tau = total / ess if isinstance(ess, int | float) and ess > 0 else 10.0
     return int(max(1, min(n_draws // 2, max(50, round(5 * tau)))))
@@ -554,7 +552,7 @@ def fig_autocorr(run: RunData):
     ax.set_ylabel("autocorrelation of λ̂ draws")
     ax.grid(alpha=0.3)
     _chain_legend(fig, pc, "lines", "λ̂", run.chains, loc="outside lower center", ncols=min(8, run.chains.size))
-    ess = run.metrics.get("ess_bulk")
+    ess = run.metrics.estimate.ess_bulk
     detail = "grey: ±1.96/√(draws per chain), 95 % band of white noise"
     if isinstance(ess, int | float) and ess > 0:
         detail += f"; all draws / bulk ESS ≈ {run.n_draws * run.chains.size / ess:.3g}"
@@ -593,27 +591,13 @@ FIGURES: dict[str, Callable[[RunData], Any]] = {
 }
 
 
-def make_figure(run: RunData, kind: str):
-    """The matplotlib Figure of `kind` for this run (raises ConfigError if it does not apply)."""
-    reason = why_not(run, kind)
-    if reason is not None:
-        raise ConfigError(f"plot {kind!r} does not apply to run {run.run_id}: {reason}")
-    return FIGURES[kind](run)
-
-
 def save_figure(fig, path: Path) -> None:
     """Write the PNG atomically (complete or absent) and release the figure."""
     import matplotlib.pyplot as plt
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=DPI, format="png", metadata={"Software": None})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with layout.atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=DPI, format="png", metadata={"Software": None})
     finally:
         plt.close(fig)
 

@@ -20,19 +20,19 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from llc.errors import ConfigError
+from llc.records import Metrics
+from llc.runs import layout
 
 START = "<!-- gallery:start -->"
 END = "<!-- gallery:end -->"
 DEFAULT_PLOTS = ("running_llc", "rank")
-ANALYSIS_DIR = "analysis"
+ANALYSIS_DIR = layout.PLOTS_DIR
 
 TITLES = {
     "running_llc": "Running λ̂ per chain and pooled, ±1 SE band",
@@ -83,16 +83,6 @@ class PromoteReport:
 # --------------------------------------------------------------------------------------------
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read ({exc})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a JSON object")
-    return data
-
-
 def detect_preset(config: dict[str, Any]) -> str | None:
     """The preset whose resolved configuration (with this seed and sampler) equals `config`."""
     try:
@@ -113,7 +103,7 @@ def detect_preset(config: dict[str, Any]) -> str | None:
     return None
 
 
-def problem_summary(config: dict[str, Any], metrics: dict[str, Any]) -> str:
+def problem_summary(config: dict[str, Any], metrics: Metrics) -> str:
     """'mlp 4→[8, 8]→1 (relu), 121 parameters, n = 5000, gauss_iso inputs, seed 0'."""
     t, d = config.get("target") or {}, config.get("data") or {}
     kind = t.get("kind", "?")
@@ -129,8 +119,8 @@ def problem_summary(config: dict[str, Any], metrics: dict[str, Any]) -> str:
         if kind == "dln" and t.get("rank") is not None:
             arch += f", teacher rank {t.get('rank')}"
     parts = [arch]
-    if metrics.get("n_params") is not None:
-        parts.append(f"{metrics['n_params']} parameters")
+    if metrics.n_params is not None:
+        parts.append(f"{metrics.n_params} parameters")
     parts.append(f"n = {d.get('n')}")
     if d.get("x_dist") and d.get("x_dist") != "gauss_iso":
         parts.append(f"{d['x_dist']} inputs")
@@ -156,31 +146,37 @@ def sampler_summary(config: dict[str, Any]) -> str:
 
 def run_summary(run_dir: Path) -> tuple[str, str, str]:
     """(heading, summary paragraph, short label) for the gallery block of one run."""
-    config = _read_json(run_dir / "config.json")
-    metrics = _read_json(run_dir / "metrics.json")
-    rid = metrics.get("run_id") or run_dir.name
-    sampler = metrics.get("sampler") or (config.get("sampler") or {}).get("name")
+    config = layout.read_config(run_dir)
+    metrics = layout.read_metrics(run_dir)
+    rid = metrics.run_id or run_dir.name
+    sampler = metrics.sampler or (config.get("sampler") or {}).get("name")
     preset = detect_preset(config)
     where = f"`{preset}` preset" if preset else "custom configuration"
-    result = []
-    if isinstance(metrics.get("llc_mean"), int | float):
-        est = f"λ̂ = {metrics['llc_mean']:.4g}"
-        if isinstance(metrics.get("llc_se"), int | float):
-            est += f" ± {metrics['llc_se']:.2g}"
-        if isinstance(metrics.get("lambda_true"), int | float):
-            est += f" (λ true {metrics['lambda_true']:.4g})"
-        result.append(est)
-    if isinstance(metrics.get("rhat"), int | float):
-        result.append(f"R̂ {metrics['rhat']:.3f}")
-    if isinstance(metrics.get("ess_bulk"), int | float):
-        result.append(f"bulk ESS {metrics['ess_bulk']:.0f}")
-    if "converged" in metrics:
-        result.append("converged" if metrics["converged"] else "not converged")
+    result = _result_summary(metrics)
     heading = f"Run `{rid}` — {sampler}, {where}"
     caption = (f"Problem: {problem_summary(config, metrics)}. Sampler: {sampler} ({sampler_summary(config)}). "
                + ("Result: " + ", ".join(result) + "." if result else ""))
     label = f"{sampler} run {rid}, {where}" if preset else f"{sampler} run {rid}, {problem_summary(config, metrics)}"
     return heading, caption.strip(), label
+
+
+def _result_summary(metrics: Metrics) -> list[str]:
+    """['λ̂ = 6.1 ± 0.71 (λ true 6.5)', 'R̂ 1.006', 'bulk ESS 1406', 'converged'], leaving out what is missing."""
+    est, result = metrics.estimate, []
+    if isinstance(est.llc_mean, int | float):
+        text = f"λ̂ = {est.llc_mean:.4g}"
+        if isinstance(est.llc_se, int | float):
+            text += f" ± {est.llc_se:.2g}"
+        if isinstance(metrics.lambda_true, int | float):
+            text += f" (λ true {metrics.lambda_true:.4g})"
+        result.append(text)
+    if isinstance(est.rhat, int | float):
+        result.append(f"R̂ {est.rhat:.3f}")
+    if isinstance(est.ess_bulk, int | float):
+        result.append(f"bulk ESS {est.ess_bulk:.0f}")
+    if "converged" not in est.absent:
+        result.append("converged" if est.converged else "not converged")
+    return result
 
 
 def png_description(path: Path) -> str:
@@ -203,11 +199,12 @@ def png_description(path: Path) -> str:
 
 def run_section(run_dir: str | Path, plots: Sequence[str] = DEFAULT_PLOTS) -> GallerySection:
     run_dir = Path(run_dir)
-    if not (run_dir / "metrics.json").is_file() or not (run_dir / "config.json").is_file():
-        raise ConfigError(f"--run-dir {run_dir}: not a complete run directory (needs config.json and metrics.json)")
+    reason = layout.incomplete_reason(run_dir)
+    if reason is not None:
+        raise ConfigError(f"--run-dir {run_dir}: not a complete run directory ({reason})")
     figures = run_dir / ANALYSIS_DIR
     heading, summary, label = run_summary(run_dir)
-    rid = json.loads((run_dir / "metrics.json").read_text()).get("run_id") or run_dir.name
+    rid = layout.read_metrics(run_dir).run_id
     present = sorted(p.stem for p in figures.glob("*.png")) if figures.is_dir() else []
     section = GallerySection(heading, summary)
     for plot in plots:
@@ -284,15 +281,7 @@ def copy_if_changed(src: Path, dst: Path) -> bool:
     """Copy src over dst (atomically) unless both already have the same SHA-256."""
     if dst.is_file() and sha256(dst) == sha256(src):
         return False
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    layout.copy_atomic(src, dst)
     return True
 
 
@@ -301,15 +290,7 @@ def write_if_changed(path: Path, text: str) -> bool:
     data = text.encode("utf-8")
     if path.is_file() and path.read_bytes() == data:
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    layout.write_bytes_atomic(path, data)
     return True
 
 

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from llc.errors import ConfigError
+from llc.runs.layout import atomic_path
 
 METRICS: dict[str, str] = {
     "llc_mean": "λ̂ (mean over runs ± combined SE)",
@@ -303,6 +304,21 @@ def plot_sweep(
 
     fig = Figure(figsize=(8.5, 5.4), layout="constrained")
     ax = fig.add_subplot()
+    _draw_samplers(ax, selection, table, order)
+    _draw_reference(ax, selection)
+    _format_axes(ax, selection, logx, logy)
+    fig.suptitle(_title(selection, filters, source), fontsize=10)
+    fig.llc_table = table
+    fig.llc_description = (
+        f"{metric} vs {size_col} per sampler ({', '.join(order)})"
+        + (f", filters {', '.join(f'{k}={v}' for k, v in filters)}" if filters else "")
+        + f", {len(selection.rows)} runs" + (f", from {source}" if source else "")
+    )
+    return fig
+
+
+def _draw_samplers(ax, selection: SweepSelection, table: pd.DataFrame, order: Sequence[str]) -> None:
+    """Per sampler: every run as a faint dot, the aggregated points with error bars."""
     for i, sampler in enumerate(order):
         color = f"C{i % 10}"
         pts = table[table["sampler"] == sampler].sort_values("size")
@@ -316,7 +332,11 @@ def plot_sweep(
         yerr = pts["err"].to_numpy()
         ax.errorbar(pts["size"].to_numpy(float), pts["mean"].to_numpy(float), yerr=np.where(np.isfinite(yerr), yerr, 0.0), marker="o", ms=5,
                     capsize=3, lw=1.5, color=color, label=f"{sampler} ({seeds} run{'s' if k.max() > 1 else ''} per point)")
-    if metric == "llc_mean":
+
+
+def _draw_reference(ax, selection: SweepSelection) -> None:
+    """λ true under λ̂, the zero line under the relative error; nothing for other metrics."""
+    if selection.metric == "llc_mean":
         truth = selection.rows.dropna(subset=["lambda_true"])[["size", "lambda_true"]].drop_duplicates().sort_values("size")
         if not truth.empty:
             if truth["size"].is_unique:
@@ -325,8 +345,11 @@ def plot_sweep(
             else:  # several true λ per size (e.g. size = n while the architecture varies)
                 ax.plot(truth["size"].to_numpy(float), truth["lambda_true"].to_numpy(float), color="black", ls="none", marker="x", ms=7,
                         label="λ true", gid="lambda_true")
-    elif metric == "rel_error":
+    elif selection.metric == "rel_error":
         ax.axhline(0.0, color="black", ls="--", lw=1.2, label="exact (λ̂ = λ)")
+
+
+def _format_axes(ax, selection: SweepSelection, logx: bool, logy: bool) -> None:
     if logx:
         ax.set_xscale("log")
     if logy:
@@ -338,12 +361,16 @@ def plot_sweep(
         ax.set_xticks(sizes, [f"{v:g}" for v in sizes])
         ax.xaxis.set_minor_locator(NullLocator())
         ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel(SIZE_LABELS.get(size_col, size_col))
-    ax.set_ylabel(METRICS.get(metric, metric))
+    ax.set_xlabel(SIZE_LABELS.get(selection.size_col, selection.size_col))
+    ax.set_ylabel(METRICS.get(selection.metric, selection.metric))
     ax.grid(alpha=0.3, which="both" if logx or logy else "major")
     ax.legend(fontsize=8, loc="best")
 
-    title = f"{metric} vs {size_col}" + (f" — {source}" if source else "")
+
+def _title(selection: SweepSelection, filters: Sequence[tuple[str, str]], source: str) -> str:
+    """Title line, then what was selected, dropped and what the error bars mean."""
+    metric = selection.metric
+    title = f"{metric} vs {selection.size_col}" + (f" — {source}" if source else "")
     bits = []
     if filters:
         bits.append("filters: " + ", ".join(f"{k}={v}" for k, v in filters))
@@ -354,31 +381,15 @@ def plot_sweep(
         bits.append("bars: ±1 combined SE = √(Σ SEᵢ²)/k; dots: single runs")
     else:
         bits.append("bars: ±1 SE across runs; dots: single runs")
-    fig.suptitle(title + "\n" + "; ".join(bits), fontsize=10)
-    fig.llc_table = table
-    fig.llc_description = (
-        f"{metric} vs {size_col} per sampler ({', '.join(order)})"
-        + (f", filters {', '.join(f'{k}={v}' for k, v in filters)}" if filters else "")
-        + f", {len(selection.rows)} runs" + (f", from {source}" if source else "")
-    )
-    return fig
+    return title + "\n" + "; ".join(bits)
 
 
 def save_sweep_figure(fig, path: str | Path) -> Path:
     """Write the PNG atomically, with the figure's description in the PNG metadata."""
-    import tempfile
-
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110, format="png",
                     metadata={"Software": None, "Description": getattr(fig, "llc_description", "")})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

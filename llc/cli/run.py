@@ -45,16 +45,18 @@ def run_command(
         result = run_job(cfg, runs_root=runs_dir, force=force, on_progress=on_progress)
     m = result.metrics
     if not as_json:
-        truth = f"  (λ true {m['lambda_true']:.4g})" if m.get("lambda_true") is not None else ""
+        est = m.estimate
+        truth = f"  (λ true {m.lambda_true:.4g})" if m.lambda_true is not None else ""
         cached = " [cached]" if result.cached else ""
-        theta = f"  R̂(θ) {m['rhat_theta']:.3f}" if m.get("rhat_theta") is not None else ""
+        theta = f"  R̂(θ) {est.rhat_theta:.3f}" if est.rhat_theta is not None else ""
         # R̂ needs two chains: a one-chain run reports none rather than crashing the summary line.
-        rhat = f"{m['rhat']:.3f}" if m.get("rhat") is not None else "n/a (1 chain)"
+        rhat = f"{est.rhat:.3f}" if est.rhat is not None else "n/a (1 chain)"
         typer.echo(
-            f"λ̂ = {m['llc_mean']:.4g} ± {m['llc_se']:.2g}{truth}  R̂ {rhat}{theta}  ESS {m['ess_bulk']:.0f}"
-            f"  converged={m['converged']}{cached}",
+            f"λ̂ = {est.llc_mean:.4g} ± {est.llc_se:.2g}{truth}  R̂ {rhat}{theta}  ESS {est.ess_bulk:.0f}"
+            f"  converged={est.converged}{cached}",
             err=True,
         )
         typer.echo(str(result.run_dir))
     else:
-        typer.echo(json.dumps(m, indent=2))
+        # sorted, as metrics.json itself is written
+        typer.echo(json.dumps(m.to_dict(), indent=2, sort_keys=True))

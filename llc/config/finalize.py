@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 from llc.config.layering import applicable_keys
 from llc.config.schema import Config, DataConfig, PosteriorConfig, SamplerConfig, TargetConfig
 from llc.errors import ConfigError
 from llc.samplers.registry import spec_of
+from llc.tempering import erm_nbeta
 
 replace = dataclasses.replace
 
@@ -48,8 +48,7 @@ def finalize(cfg: Config, user_keys: set[str]) -> Config:
         raise ConfigError(f"data.n: must be >= 2 (beta = beta0 / log n), got {cfg.data.n}")
     p = finalize_posterior(cfg.posterior, t)
     if t.erm_tol is None:
-        nbeta = cfg.data.n * p.beta0 / math.log(cfg.data.n)
-        t = replace(t, erm_tol=max(p.gamma, 1.0) ** 0.5 / nbeta)
+        t = replace(t, erm_tol=max(p.gamma, 1.0) ** 0.5 / erm_nbeta(cfg.data.n, p.beta0))
     s = finalize_sampler(cfg.sampler, t, cfg.data, user_keys)
     return Config(target=t, data=cfg.data, posterior=p, sampler=s, seed=cfg.seed, precision=cfg.precision)
 

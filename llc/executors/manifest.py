@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from llc.executors.base import FINAL_STATES, JobStatus
-from llc.runs.io import write_json_atomic
+from llc.runs.layout import write_json_atomic
 
 SWEEPS_DIR = "_sweeps"
 MANIFEST_VERSION = 1

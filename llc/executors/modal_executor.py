@@ -33,7 +33,7 @@ from llc.executors.base import (
     Task,
     one_line,
 )
-from llc.runs.io import new_staging_dir, publish_dir
+from llc.runs.layout import new_staging_dir, publish_dir
 
 # Modal's GPU types (https://modal.com/docs/guide/gpu); an optional ":N" asks for N of them.
 MODAL_GPUS = ("T4", "L4", "A10", "A10G", "A100", "A100-40GB", "A100-80GB", "L40S", "H100", "H100!", "H200", "B200", "ANY")

@@ -1,4 +1,4 @@
-"""Runs: IDs, run directories, atomic writes, cache lookup, metadata, and `run_job`.
+"""Runs: IDs, run directories (`llc.runs.layout`), cache lookup, metadata, and `run_job`.
 
 `run_id` and `family_id` are cheap; the rest (`run_job` and friends) pulls in the samplers, the
 estimator and ArviZ, so it is imported on first use: planning a sweep (`llc sweep --dry-run`)

@@ -7,7 +7,6 @@ returned from the cache unless `force` is set.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -20,17 +19,17 @@ import numpy as np
 
 from llc.config import Config, config_to_dict
 from llc.estimator import efficiency, estimate, finite_chains
-from llc.posterior import build_posterior
+from llc.posterior import Posterior, build_posterior
+from llc.records import Estimate, Metrics, Timing, Work
+from llc.runs import layout
 from llc.runs.ids import family_id, run_id
-from llc.runs.io import new_staging_dir, publish_dir, write_json_atomic, write_text_atomic
 from llc.runs.metadata import environment
 from llc.runs.trace import build_trace, write_trace
-from llc.samplers import build_sampler, run_chains
-from llc.targets import build_target, problem_keys
+from llc.samplers import ChainRun, build_sampler, run_chains
+from llc.targets import Target, build_target, problem_keys
 from llc.version import code_version
 
 DEFAULT_RUNS_DIR = "runs"
-RUN_FILES = ("config.json", "metrics.json", "trace.nc", "L0.txt", "env.json")
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -38,7 +37,7 @@ ProgressFn = Callable[[str, int, int], None]
 @dataclass(frozen=True)
 class RunResult:
     run_dir: Path
-    metrics: dict[str, Any]
+    metrics: Metrics
     cached: bool
 
 
@@ -46,15 +45,9 @@ def default_runs_root() -> Path:
     return Path(os.environ.get("LLC_RUNS_DIR") or DEFAULT_RUNS_DIR)
 
 
-def load_cached(run_dir: Path) -> dict[str, Any] | None:
-    """metrics.json of a complete run directory, or None."""
-    metrics = run_dir / "metrics.json"
-    if not metrics.is_file():
-        return None
-    try:
-        return json.loads(metrics.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
+def load_cached(run_dir: Path) -> Metrics | None:
+    """The metrics of a complete run directory (`layout.is_complete`), or None."""
+    return layout.load_metrics(run_dir)
 
 
 def run_job(
@@ -83,73 +76,68 @@ def run_job(
     chains = run_chains(sampler, posterior, cfg.sampler, problem_keys(cfg.seed)["sampler"], on_progress)
     valid = finite_chains(chains.loss, chains.theta)
     stats = estimate(chains.loss, posterior.nbeta, posterior.L0, valid, chains.theta, chains.loss_trace)
-    total_s = time.perf_counter() - t_start
-
+    timing = Timing(target_s=target_s, compile_s=chains.compile_s, warmup_s=chains.warmup_s,
+                    sampling_s=chains.sampling_s, total_s=time.perf_counter() - t_start)
     env = environment(cfg.precision)
-    metrics: dict[str, Any] = {
-        "run_id": rid,
-        "family_id": family_id(cfg),
-        "target_id": target.target_id,
-        "sampler": cfg.sampler.name,
-        "seed": cfg.seed,
-        "precision": cfg.precision,
-        "n_params": target.n_params,
-        "n_data": posterior.n,
-        "beta": posterior.beta,
-        "nbeta": posterior.nbeta,
-        "gamma": posterior.gamma,
-        **stats,
-        "lambda_true": posterior.lambda_true,
-        "L0": posterior.L0,
-        "loss_trace": chains.loss_trace,
-        "n_chains": cfg.sampler.chains,
-        "n_draws": int(chains.loss.shape[1]),
-        "erm": target.erm,
-        "timing": {
-            "target_s": target_s,
-            "compile_s": chains.compile_s,
-            "warmup_s": chains.warmup_s,
-            "sampling_s": chains.sampling_s,
-            "total_s": total_s,
-        },
-        "work": {
-            "fde_warmup": chains.fde_warmup,
-            "fde_sampling": chains.fde_sampling,
-            "grad_evals": chains.grad_evals_warmup + chains.grad_evals_sampling,
-            "grad_evals_warmup": chains.grad_evals_warmup,
-            "grad_evals_sampling": chains.grad_evals_sampling,
-        },
-        **efficiency(stats["ess_bulk"], stats["llc_se"], chains.sampling_s, chains.fde_sampling),
-        "versions": env["versions"],
-        "code_version": code_version(),
-        "device": env["device"]["kind"],
-    }
+    metrics = _metrics(cfg, target, posterior, chains, stats, timing, env)
+    _write_run_dir(runs_root, cfg, posterior, chains, valid, env, metrics, force)
+    # Read back, so a fresh result equals a cached one (NaN stored as None, as in the file).
+    return RunResult(run_dir=final, metrics=load_cached(final) or metrics, cached=False)
+
+
+def _metrics(cfg: Config, target: Target, posterior: Posterior, chains: ChainRun, stats: Estimate,
+             timing: Timing, env: dict[str, Any]) -> Metrics:
+    work = Work(
+        fde_warmup=chains.fde_warmup,
+        fde_sampling=chains.fde_sampling,
+        grad_evals=chains.grad_evals_warmup + chains.grad_evals_sampling,
+        grad_evals_warmup=chains.grad_evals_warmup,
+        grad_evals_sampling=chains.grad_evals_sampling,
+    )
+    return Metrics(
+        run_id=run_id(cfg),
+        family_id=family_id(cfg),
+        target_id=target.target_id,
+        sampler=cfg.sampler.name,
+        seed=cfg.seed,
+        precision=cfg.precision,
+        n_params=target.n_params,
+        n_data=posterior.n,
+        beta=posterior.beta,
+        nbeta=posterior.nbeta,
+        gamma=posterior.gamma,
+        estimate=stats,
+        lambda_true=posterior.lambda_true,
+        L0=posterior.L0,
+        loss_trace=chains.loss_trace,
+        n_chains=cfg.sampler.chains,
+        n_draws=int(chains.loss.shape[1]),
+        erm=target.erm,
+        timing=timing,
+        work=work,
+        efficiency=efficiency(stats.ess_bulk, stats.llc_se, chains.sampling_s, chains.fde_sampling),
+        versions=env["versions"],
+        code_version=code_version(),
+        device=env["device"]["kind"],
+    )
+
+
+def _write_run_dir(runs_root: Path, cfg: Config, posterior: Posterior, chains: ChainRun, valid: np.ndarray,
+                   env: dict[str, Any], metrics: Metrics, force: bool) -> None:
+    """Write the run's files into a staging directory and rename it to RUNS_ROOT/<run_id>."""
+    rid = metrics.run_id
     attrs = {"run_id": rid, "sampler": cfg.sampler.name, "nbeta": posterior.nbeta, "L0": posterior.L0,
              "loss_trace": chains.loss_trace, "lambda_true": posterior.lambda_true}
     tree = build_trace(chains, posterior.nbeta, posterior.L0, valid, attrs)
-
-    staged = new_staging_dir(runs_root, rid)
+    staged = layout.new_staging_dir(runs_root, rid)
     try:
-        write_json_atomic(staged / "config.json", config_to_dict(cfg))
-        write_text_atomic(staged / "L0.txt", f"{posterior.L0!r}\n")
-        write_json_atomic(staged / "env.json", env)
-        write_trace(tree, staged / "trace.nc")
-        write_json_atomic(staged / "metrics.json", _json_safe(metrics))  # last: its presence marks completeness
-        publish_dir(staged, final, replace=force)
+        layout.write_json_atomic(staged / layout.CONFIG, config_to_dict(cfg))
+        layout.write_text_atomic(staged / layout.L0_FILE, f"{posterior.L0!r}\n")
+        layout.write_json_atomic(staged / layout.ENV, env)
+        write_trace(tree, staged / layout.TRACE)
+        # last: a run directory without metrics.json is never complete
+        layout.write_json_atomic(staged / layout.METRICS, metrics.to_dict())
+        layout.publish_dir(staged, runs_root / rid, replace=force)
     finally:
         if staged.exists():
             shutil.rmtree(staged, ignore_errors=True)
-    return RunResult(run_dir=final, metrics=load_cached(final) or _json_safe(metrics), cached=False)
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN/Inf -> None so metrics.json is strict JSON; numpy scalars -> Python."""
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value

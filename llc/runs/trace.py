@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 from arviz_base import from_dict
 
+from llc.runs.layout import atomic_path
 from llc.samplers import ChainRun
 
 
@@ -42,4 +43,5 @@ def build_trace(chains: ChainRun, nbeta: float, L0: float, valid: np.ndarray, at
 
 
 def write_trace(tree: xr.DataTree, path: Path) -> None:
-    tree.to_netcdf(path, engine="h5netcdf")
+    with atomic_path(path, suffix=".nc") as tmp:
+        tree.to_netcdf(tmp, engine="h5netcdf")

@@ -16,6 +16,7 @@ from llc.config import Config, resolve_config
 from llc.errors import ConfigError
 from llc.hashing import content_hash
 from llc.runs import family_id, run_id
+from llc.runs.layout import is_complete
 from llc.study.spec import ProblemSpec, SamplerSpec, Study
 
 
@@ -74,7 +75,7 @@ def _check_parts(study: Study) -> None:
 
 def _combo(p: ProblemSpec, s: SamplerSpec, seed: int) -> str:
     """`study.yaml: problems[0] (small) x samplers[1] (sgld-2), seed 0`."""
-    p_file, _, p_rest = p.where.rpartition(": ")
+    p_file, _, _ = p.where.rpartition(": ")
     s_file, _, s_rest = s.where.rpartition(": ")
     s_where = s_rest if p_file == s_file else s.where
     return f"{p.where} ({p.name}) x {s_where} ({s.label}), seed {seed}"
@@ -119,5 +120,5 @@ def sweep_id(jobs: Sequence[Job]) -> str:
 
 
 def is_done(runs_root: str | Path, job: Job) -> bool:
-    """A job is done when its run directory is complete (metrics.json is written last)."""
-    return (Path(runs_root) / job.run_id / "metrics.json").is_file()
+    """A job is done when its run directory is complete (`llc.runs.layout.is_complete`)."""
+    return is_complete(Path(runs_root) / job.run_id)

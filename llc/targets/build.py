@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -17,11 +14,13 @@ import numpy as np
 from llc.config import Config, count_params
 from llc.errors import LLCError
 from llc.hashing import content_hash
+from llc.records import ERMRecord
 from llc.targets import store
 from llc.targets.data import sample_inputs, sample_noise
 from llc.targets.erm import minimize
 from llc.targets.models import Quadratic, dln_model, mlp_model, quadratic_loss, quadratic_model
 from llc.targets.truth import dln_lambda, quadratic_lambda_finite
+from llc.tempering import erm_nbeta
 from llc.version import code_version
 
 # Sub-streams of the job seed; fixed forever so that data and teachers never change.
@@ -40,9 +39,7 @@ class Target:
     y: jax.Array | None
     predict: Callable[[jax.Array, jax.Array], jax.Array] | None
     quadratic: Quadratic | None
-    erm: dict[str, Any]
-    build_seconds: float
-    from_cache: bool
+    erm: ERMRecord
 
 
 def problem_keys(seed: int) -> dict[str, jax.Array]:
@@ -87,67 +84,64 @@ def build_target(cfg: Config, runs_root: str | Path | None = None) -> Target:
     dtype = jnp.float64 if cfg.precision == "float64" else jnp.float32
     tid = target_id(cfg)
     model = _model(cfg, dtype)
-    start = time.perf_counter()
     stored = store.load(runs_root, tid, cfg.precision) if runs_root is not None else None
     if cfg.target.kind == "quadratic":
         quad = model
-        erm = {"center": "minimum", "final_loss": 0.0, "grad_norm": 0.0, "steps": 0, "converged": True}
+        erm = ERMRecord(center="minimum", final_loss=0.0, grad_norm=0.0, steps=0, converged=True)
         return Target(
             target_id=tid, kind="quadratic", n_params=cfg.target.dim, w_star=quad.w0, w_teacher=quad.w0,
             x=None, y=None, predict=None, quadratic=quad, erm=erm,
-            build_seconds=time.perf_counter() - start, from_cache=False,
         )
     if stored is not None:
-        arrays, erm = stored
+        arrays, erm_dict = stored
         return Target(
             target_id=tid, kind=cfg.target.kind, n_params=count_params(cfg.target),
             w_star=jnp.asarray(arrays["w_star"]), w_teacher=jnp.asarray(arrays["w_teacher"]),
             x=jnp.asarray(arrays["x"]), y=jnp.asarray(arrays["y"]), predict=model.predict, quadratic=None,
-            erm=erm, build_seconds=time.perf_counter() - start, from_cache=True,
+            erm=ERMRecord.from_dict(erm_dict),
         )
 
     keys = problem_keys(cfg.seed)
     x = sample_inputs(keys["inputs"], cfg.data.x_dist, cfg.data.n, cfg.target.in_dim, dtype)
     y = model.predict(model.teacher, x) + sample_noise(keys["noise"], cfg.data, x, cfg.target.out_dim)
-    loss = _mean_sq_loss(model.predict, x, y, cfg.data.noise_scale)
+    w_star, erm = _centre(cfg, model.teacher, _mean_sq_loss(model.predict, x, y, cfg.data.noise_scale), keys["erm"],
+                          dtype)
+    if runs_root is not None:
+        store.save(
+            runs_root, tid, cfg.precision,
+            {"w_star": np.asarray(w_star), "w_teacher": np.asarray(model.teacher), "x": np.asarray(x), "y": np.asarray(y)},
+            erm.to_dict(),
+        )
+    return Target(
+        target_id=tid, kind=cfg.target.kind, n_params=count_params(cfg.target), w_star=w_star,
+        w_teacher=model.teacher, x=x, y=y, predict=model.predict, quadratic=None, erm=erm,
+    )
+
+
+def _centre(cfg: Config, teacher: jax.Array, loss: Callable[[jax.Array], jax.Array], key: jax.Array,
+            dtype: jnp.dtype) -> tuple[jax.Array, ERMRecord]:
+    """w* (the teacher, or the ERM trained from a jittered teacher) and its record; raises if ERM fails."""
     if cfg.target.center == "teacher":
-        w_star = model.teacher
-        erm = {
-            "center": "teacher", "final_loss": float(loss(w_star)),
-            "grad_norm": float(jnp.linalg.norm(jax.grad(loss)(w_star))), "steps": 0, "converged": True,
-        }
+        w_star, steps = teacher, 0
+        final_loss, grad_norm = float(loss(w_star)), float(jnp.linalg.norm(jax.grad(loss)(w_star)))
     else:
-        jitter = ERM_JITTER * jax.random.normal(keys["erm"], model.teacher.shape, dtype)
-        result = minimize(loss, model.teacher + jitter, cfg.target.erm_tol, cfg.target.erm_steps)
+        jitter = ERM_JITTER * jax.random.normal(key, teacher.shape, dtype)
+        result = minimize(loss, teacher + jitter, cfg.target.erm_tol, cfg.target.erm_steps)
         if not result.converged:
             raise LLCError(
                 f"ERM did not converge: gradient norm {result.grad_norm:.3g} > target.erm_tol={cfg.target.erm_tol:g} "
                 f"after {result.steps} L-BFGS steps (final loss {result.final_loss:.6g}); raise target.erm_steps, "
                 "loosen target.erm_tol, or use precision=float64"
             )
-        w_star = result.w
-        erm = {
-            "center": "erm", "final_loss": result.final_loss, "grad_norm": result.grad_norm,
-            "steps": result.steps, "converged": True,
-        }
-    erm["tol"] = cfg.target.erm_tol
-    erm["bias_bound"] = erm_bias_bound(cfg, erm["grad_norm"])
-    if runs_root is not None:
-        store.save(
-            runs_root, tid, cfg.precision,
-            {"w_star": np.asarray(w_star), "w_teacher": np.asarray(model.teacher), "x": np.asarray(x), "y": np.asarray(y)},
-            erm,
-        )
-    return Target(
-        target_id=tid, kind=cfg.target.kind, n_params=count_params(cfg.target), w_star=w_star,
-        w_teacher=model.teacher, x=x, y=y, predict=model.predict, quadratic=None, erm=erm,
-        build_seconds=time.perf_counter() - start, from_cache=False,
-    )
+        w_star, steps, final_loss, grad_norm = result.w, result.steps, result.final_loss, result.grad_norm
+    erm = ERMRecord(center=cfg.target.center, final_loss=final_loss, grad_norm=grad_norm, steps=steps, converged=True,
+                    tol=cfg.target.erm_tol, bias_bound=erm_bias_bound(cfg, grad_norm))
+    return w_star, erm
 
 
 def erm_bias_bound(cfg: Config, grad_norm: float) -> float:
     """Worst-case first-order bias of λ̂ from a non-zero gradient g at w*: (nβ)² |g|² / γ."""
-    nbeta = cfg.data.n * cfg.posterior.beta0 / math.log(cfg.data.n)
+    nbeta = erm_nbeta(cfg.data.n, cfg.posterior.beta0)
     return float(nbeta**2 * grad_norm**2 / max(cfg.posterior.gamma, 1e-12))
 
 

@@ -92,16 +92,6 @@ def dln_model(cfg: TargetConfig, key: jax.Array, dtype: jnp.dtype) -> FlatModel:
     return FlatModel(teacher=flat, predict=predict)
 
 
-def product_rank(cfg: TargetConfig, w: jax.Array, tol: float = 1e-8) -> int:
-    """Numerical rank of the DLN's product matrix (used by tests and diagnostics)."""
-    widths = [cfg.in_dim, *cfg.hidden, cfg.out_dim]
-    eye = jnp.eye(widths[0], dtype=w.dtype)
-    model = dln_model(cfg, jax.random.key(0), w.dtype)
-    prod = model.predict(w, eye)
-    s = jnp.linalg.svd(prod, compute_uv=False)
-    return int(jnp.sum(s > tol * max(1.0, float(s[0]) if s.size else 1.0)))
-
-
 class Quadratic(NamedTuple):
     """L(w) = 1/2 (w - w0)^T A (w - w0), A = Q diag(eigs) Q^T."""
 
