@@ -27,15 +27,16 @@ def cli():
     return run_cli
 
 
-def write_fake_run(run_dir: Path) -> Path:
+def write_fake_run(run_dir: Path, config: dict | None = None) -> Path:
     """A run directory that passes `llc.runs.layout.is_complete` without running anything: every file
-    present and parseable (trace.nc only carries the HDF5 signature), metrics naming the directory."""
+    present and parseable (trace.nc only carries the HDF5 signature), metrics naming the directory;
+    config.json is `config` (a job's `config_to_dict`, so the run counts as that job's cache hit)."""
     import json
 
     from llc.runs import layout
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / layout.CONFIG).write_text("{}")
+    (run_dir / layout.CONFIG).write_text(json.dumps(config or {}))
     (run_dir / layout.ENV).write_text("{}")
     (run_dir / layout.L0_FILE).write_text("0.5\n")
     (run_dir / layout.TRACE).write_bytes(layout.HDF5_SIGNATURE + b"\0" * 8)

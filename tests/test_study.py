@@ -8,7 +8,7 @@ import threading
 import pytest
 import yaml
 
-from llc.config import resolve_config
+from llc.config import config_to_dict, resolve_config
 from llc.errors import ConfigError
 from llc.runs import family_id, run_id
 from llc.study import (
@@ -206,7 +206,7 @@ def test_cli_dry_run_and_errors(tmp_path, monkeypatch, capsys):
     study = build_study(load_study_file(REPO / "study.yaml"), "study.yaml")
     jobs = expand_jobs(study)
     # Pretend the first job finished (a complete run directory) and the second left a partial one.
-    write_fake_run(runs / jobs[0].run_id)
+    write_fake_run(runs / jobs[0].run_id, config_to_dict(jobs[0].config))
     (runs / jobs[1].run_id).mkdir(parents=True)
     (runs / jobs[1].run_id / "metrics.json").write_text("{}")
     assert is_done(runs, jobs[0]) and not is_done(runs, jobs[1])

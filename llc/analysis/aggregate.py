@@ -24,12 +24,19 @@ import csv
 import io
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from llc.records import Metrics
-from llc.runs.layout import CONFIG, is_complete, load_metrics, try_read_json, write_text_atomic
+from llc.runs.layout import (
+    CONFIG,
+    incomplete_reason,
+    load_metrics,
+    looks_like_run_dir,
+    try_read_json,
+    write_text_atomic,
+)
 
 CSV_NAME = "llc_sweep_results.csv"
 IDENTITY = ("run_id", "family_id", "problem", "sampler", "seed", "status", "error", "error_kind", "run_dir")
@@ -130,8 +137,9 @@ def manifest_labels(runs_root: str | Path) -> dict[str, tuple[str, str]]:
     return {rid: (p, s) for rid, (p, s, _) in labels.items()}
 
 
-def run_dirs(runs_root: str | Path) -> list[Path]:
-    """Complete run directories under the runs root."""
+def run_dirs(runs_root: str | Path, on_damaged: Callable[[Path, str], None] | None = None) -> list[Path]:
+    """Complete run directories under the runs root; `on_damaged(path, reason)` hears of each directory
+    named like a run that is not complete (it is left out)."""
     root = Path(runs_root)
     if not root.is_dir():
         return []
@@ -139,16 +147,20 @@ def run_dirs(runs_root: str | Path) -> list[Path]:
     for path in sorted(root.iterdir()):
         if not path.is_dir() or path.name in SKIP_DIRS or path.name.startswith((".", "_")):
             continue
-        if is_complete(path):
+        reason = incomplete_reason(path)
+        if reason is None:
             out.append(path)
+        elif on_damaged is not None and looks_like_run_dir(path):
+            on_damaged(path, reason)
     return out
 
 
-def collect_rows(runs_root: str | Path, use_manifests: bool = True) -> list[dict[str, Any]]:
+def collect_rows(runs_root: str | Path, use_manifests: bool = True,
+                 on_damaged: Callable[[Path, str], None] | None = None) -> list[dict[str, Any]]:
     """One row per complete run directory, rebuilt from config.json + metrics.json alone."""
     labels = manifest_labels(runs_root) if use_manifests else {}
     rows = []
-    for path in run_dirs(runs_root):
+    for path in run_dirs(runs_root, on_damaged):
         config, metrics = try_read_json(path / CONFIG), load_metrics(path)
         if config is None or metrics is None:
             continue  # removed or replaced since it was listed

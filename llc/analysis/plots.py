@@ -102,11 +102,12 @@ class RunData:
         return f"; chain{'s' if bad.size > 1 else ''} {', '.join(map(str, bad))} excluded (non-finite)"
 
 
-def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
+def find_run_dirs(paths: Iterable[str | Path], on_damaged: Callable[[Path, str], None] | None = None) -> list[Path]:
     """Run directories named directly, or every complete run directory under a runs root.
 
     Directories whose name starts with `_` or `.` (`_targets`, `_tmp`, `_sweeps`) and
-    `analysis` output folders are not searched; incomplete run directories are skipped.
+    `analysis` output folders are not searched; incomplete run directories are skipped, and
+    `on_damaged(path, reason)` hears of each one named like a run directory.
     """
     found: list[Path] = []
     for raw in paths:
@@ -121,8 +122,13 @@ def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
         under = []
         for root, dirs, _files in os.walk(path):
             here = Path(root)
-            if here != path and layout.is_complete(here):
+            reason = layout.incomplete_reason(here) if here != path else "root"
+            if reason is None:
                 under.append(here)
+                dirs[:] = []
+                continue
+            if here != path and on_damaged is not None and layout.looks_like_run_dir(here):
+                on_damaged(here, reason)
                 dirs[:] = []
                 continue
             dirs[:] = sorted(d for d in dirs if not d.startswith(("_", ".")) and d != DEFAULT_OUT)

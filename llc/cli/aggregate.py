@@ -23,7 +23,7 @@ def aggregate_command(
 ) -> None:
     """One CSV row per complete run directory (config.json + metrics.json), nothing else needed.
 
-    Skips _targets, _tmp, _sweeps and unfinished runs. Columns: run_id, family_id, problem,
+    Skips _targets, _tmp, _sweeps and unfinished runs; a damaged run directory is named on stderr. Columns: run_id, family_id, problem,
     sampler, seed, status, error, error_kind, run_dir, the flattened config (dotted keys) and
     every metric (nested ones flattened, lists as JSON). The last line printed is the CSV path.
     """
@@ -33,7 +33,8 @@ def aggregate_command(
     root = runs_root if runs_root is not None else default_runs_root()
     if not root.is_dir():
         raise ConfigError(f"runs root not found: {root}")
-    rows = collect_rows(root, use_manifests=labels)
+    rows = collect_rows(root, use_manifests=labels, on_damaged=lambda path, reason: typer.echo(
+        f"warning: {path}: damaged run directory ({reason}); left out", err=True))
     out = write_csv(rows, csv_path or default_csv_path(root))
     typer.echo(f"{len(rows)} runs from {root}", err=True)
     typer.echo(str(out))

@@ -32,7 +32,8 @@ def analyze_command(
     from llc.analysis.plots import analyze_run, find_run_dirs, parse_kinds
 
     kinds = parse_kinds(plots)
-    dirs = find_run_dirs(run_dirs)
+    dirs = find_run_dirs(run_dirs, on_damaged=lambda path, reason: typer.echo(
+        f"warning: {path}: damaged run directory ({reason}); skipped", err=True))
     for run_dir in dirs:
         target = None if out is None else (out if len(dirs) == 1 else out / run_dir.name)
         results = analyze_run(run_dir, kinds=kinds, out=target, overwrite=overwrite,

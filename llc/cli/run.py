@@ -42,7 +42,8 @@ def run_command(
     from llc.runs import run_job
 
     with progress_display(progress and sys.stderr.isatty()) as on_progress:
-        result = run_job(cfg, runs_root=runs_dir, force=force, on_progress=on_progress)
+        result = run_job(cfg, runs_root=runs_dir, force=force, on_progress=on_progress,
+                         on_notice=lambda message: typer.echo(f"warning: {message}", err=True))
     m = result.metrics
     if not as_json:
         est = m.estimate

@@ -23,12 +23,15 @@ ORIGINAL_SAMPLER_KEYS = frozenset({
 })
 
 
+def hashed_view(config: dict) -> dict:
+    """The part of a config dict (`config_to_dict`, or a run's config.json) that its run ID hashes."""
+    sampler = {k: v for k, v in config["sampler"].items() if k in ORIGINAL_SAMPLER_KEYS or v is not None}
+    return {**config, "sampler": sampler}
+
+
 def run_id(cfg: Config) -> str:
     """`<sampler>-<hash>`: hash of the canonical resolved config plus the code version."""
-    config = config_to_dict(cfg)
-    config["sampler"] = {
-        k: v for k, v in config["sampler"].items() if k in ORIGINAL_SAMPLER_KEYS or v is not None
-    }
+    config = hashed_view(config_to_dict(cfg))
     return f"{cfg.sampler.name}-{content_hash({'config': config, 'code_version': code_version()})}"
 
 

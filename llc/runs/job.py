@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,13 +56,23 @@ def run_job(
     runs_root: str | Path | None = None,
     force: bool = False,
     on_progress: ProgressFn | None = None,
+    on_notice: Callable[[str], None] | None = None,
 ) -> RunResult:
-    """Run one job (or return its cached result) and return its run directory and metrics."""
+    """Run one job (or return its cached result) and return its run directory and metrics.
+
+    A directory at the job's path that is not a finished run of this very config (damaged, or a
+    renamed copy of another job) is moved aside to RUNS_ROOT/_damaged/ and the job recomputed;
+    `on_notice` (default: a Python warning) gets one line saying so.
+    """
     runs_root = Path(runs_root) if runs_root is not None else default_runs_root()
     rid = run_id(cfg)
     final = runs_root / rid
-    if not force and (cached := load_cached(final)) is not None:
-        return RunResult(run_dir=final, metrics=cached, cached=True)
+    if not force and final.exists():
+        reason = layout.cache_miss_reason(final, config_to_dict(cfg))
+        if reason is None and (cached := load_cached(final)) is not None:
+            return RunResult(run_dir=final, metrics=cached, cached=True)
+        moved = layout.quarantine(final)
+        (on_notice or _warn)(f"{final}: damaged run directory ({reason}); moved to {moved}, recomputing")
 
     t_start = time.perf_counter()
     if on_progress:
@@ -83,6 +94,10 @@ def run_job(
     _write_run_dir(runs_root, cfg, posterior, chains, valid, env, metrics, force)
     # Read back, so a fresh result equals a cached one (NaN stored as None, as in the file).
     return RunResult(run_dir=final, metrics=load_cached(final) or metrics, cached=False)
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, stacklevel=3)
 
 
 def _metrics(cfg: Config, target: Target, posterior: Posterior, chains: ChainRun, stats: Estimate,

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from llc.errors import ConfigError
+from llc.hashing import content_hash
 from llc.records import Metrics
 
 CONFIG = "config.json"
@@ -38,6 +39,8 @@ ENV = "env.json"
 PLOTS_DIR = "analysis"
 RUN_FILES = (CONFIG, METRICS, TRACE, L0_FILE, ENV)
 TMP_DIR = "_tmp"
+DAMAGED_DIR = "_damaged"  # damaged run directories are moved here, not deleted
+RUN_DIR_NAME = re.compile(r"^[a-z_]+-[0-9a-f]{16}$")
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # NetCDF-4 files are HDF5 files
 
 
@@ -82,6 +85,40 @@ def incomplete_reason(run_dir: str | Path) -> str | None:
 
 def is_complete(run_dir: str | Path) -> bool:
     return incomplete_reason(run_dir) is None
+
+
+def cache_miss_reason(run_dir: str | Path, config: dict[str, Any]) -> str | None:
+    """None when `run_dir` holds a finished run of exactly `config` (the resolved config as a dict).
+
+    A cache hit needs a complete directory whose config.json is `config`: the directory's name alone
+    is not trusted (a copy of another job's run renamed to this job's ID is not its result).
+    """
+    from llc.runs.ids import hashed_view  # imports the config schema: only needed on this path
+
+    reason = incomplete_reason(run_dir)
+    if reason is not None:
+        return reason
+    stored = try_read_json(Path(run_dir) / CONFIG)
+    try:
+        same = content_hash(hashed_view(stored)) == content_hash(hashed_view(config))
+    except (KeyError, TypeError, AttributeError):
+        same = False
+    return None if same else f"{CONFIG} is not this job's configuration"
+
+
+def looks_like_run_dir(path: Path) -> bool:
+    """Named like a run directory (`<sampler>-<16 hex digits>`), whatever its contents."""
+    return RUN_DIR_NAME.match(path.name) is not None
+
+
+def quarantine(run_dir: str | Path) -> Path:
+    """Move a damaged run directory aside to RUNS_ROOT/_damaged/<name>.<random> (one rename) and return
+    the new path: nothing of it is lost, and its name is free for a fresh run."""
+    run_dir = Path(run_dir)
+    dest = run_dir.parent / DAMAGED_DIR / f"{run_dir.name}.{uuid.uuid4().hex[:8]}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(run_dir, dest)
+    return dest
 
 
 def load_metrics(run_dir: str | Path) -> Metrics | None:

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llc.config import Config, resolve_config
+from llc.config import Config, config_to_dict, resolve_config
 from llc.errors import ConfigError
 from llc.hashing import content_hash
 from llc.runs import family_id, run_id
-from llc.runs.layout import is_complete
+from llc.runs.layout import cache_miss_reason
 from llc.study.spec import ProblemSpec, SamplerSpec, Study
 
 
@@ -120,5 +120,6 @@ def sweep_id(jobs: Sequence[Job]) -> str:
 
 
 def is_done(runs_root: str | Path, job: Job) -> bool:
-    """A job is done when its run directory is complete (`llc.runs.layout.is_complete`)."""
-    return is_complete(Path(runs_root) / job.run_id)
+    """A job is done when its run directory is a complete run of the job's own config
+    (`llc.runs.layout.cache_miss_reason`); a damaged one is recomputed (and moved aside) by `run_job`."""
+    return cache_miss_reason(Path(runs_root) / job.run_id, config_to_dict(job.config)) is None
