@@ -7,6 +7,8 @@ computed from the loss trace of the kept draws of every non-divergent chain.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from llc.errors import LLCError
@@ -22,6 +24,35 @@ def finite_chains(loss: np.ndarray, theta: np.ndarray | None = None) -> np.ndarr
     if theta is not None:
         ok &= np.all(np.isfinite(theta.reshape(theta.shape[0], -1)), axis=1)
     return ok
+
+
+def _finite(value: float | None) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def convergence_failures(rhat: float | None, ess_bulk: float | None, n_chains_used: int,
+                         rhat_theta: float | None, loss_trace: str) -> list[str]:
+    """Why a run is not `converged` (empty when it is): the one definition of that flag.
+
+    Converged: the loss R̂ ≤ RHAT_MAX, bulk ESS ≥ ESS_PER_CHAIN_MIN per finite chain and, for a
+    minibatch loss trace (whose own noise makes its R̂ ≈ 1 whether or not the chains mix), the
+    largest R̂ of the θ projections ≤ RHAT_MAX too. R̂ needs two chains with varying draws.
+    """
+    failures = []
+    if not _finite(rhat):
+        failures.append("loss R̂ undefined" + (" (one finite chain)" if n_chains_used < 2 else ""))
+    elif rhat > RHAT_MAX:
+        failures.append(f"loss R̂ {rhat:.3f} > {RHAT_MAX}")
+    need = ESS_PER_CHAIN_MIN * n_chains_used
+    if not (_finite(ess_bulk) and ess_bulk >= need):
+        ess = f"{ess_bulk:.0f}" if _finite(ess_bulk) else "undefined"
+        failures.append(f"ESS {ess} < {need} ({ESS_PER_CHAIN_MIN} per chain)")
+    if loss_trace == "batch":
+        if not _finite(rhat_theta):
+            failures.append("R̂(θ) undefined")
+        elif rhat_theta > RHAT_MAX:
+            failures.append(f"R̂(θ) {rhat_theta:.3f} > {RHAT_MAX}")
+    return failures
 
 
 def running_llc(loss: np.ndarray, nbeta: float, L0: float) -> tuple[np.ndarray, np.ndarray]:
@@ -66,11 +97,7 @@ def estimate(
     if theta is not None and good.shape[0] > 1:
         projections = np.asarray(theta[valid], dtype=np.float64)
         rhat_theta = max(float(azs.rhat(projections[..., k])) for k in range(projections.shape[-1]))
-    converged = bool(
-        np.isfinite(rhat) and rhat <= RHAT_MAX and ess_bulk >= ESS_PER_CHAIN_MIN * good.shape[0]
-    )
-    if loss_trace == "batch":
-        converged = converged and bool(np.isfinite(rhat_theta) and rhat_theta <= RHAT_MAX)
+    converged = not convergence_failures(rhat, ess_bulk, good.shape[0], rhat_theta, loss_trace)
     llc_per_chain = [float(v) if ok else None for v, ok in zip(_expand(per_chain, valid), valid, strict=True)]
     return Estimate(
         llc_mean=llc_mean,

@@ -46,17 +46,9 @@ def run_command(
                          on_notice=lambda message: typer.echo(f"warning: {message}", err=True))
     m = result.metrics
     if not as_json:
-        est = m.estimate
-        truth = f"  (λ true {m.lambda_true:.4g})" if m.lambda_true is not None else ""
-        cached = " [cached]" if result.cached else ""
-        theta = f"  R̂(θ) {est.rhat_theta:.3f}" if est.rhat_theta is not None else ""
-        # R̂ needs two chains: a one-chain run reports none rather than crashing the summary line.
-        rhat = f"{est.rhat:.3f}" if est.rhat is not None else "n/a (1 chain)"
-        typer.echo(
-            f"λ̂ = {est.llc_mean:.4g} ± {est.llc_se:.2g}{truth}  R̂ {rhat}{theta}  ESS {est.ess_bulk:.0f}"
-            f"  converged={est.converged}{cached}",
-            err=True,
-        )
+        from llc.summary import summary_line
+
+        typer.echo(summary_line(m, cached=result.cached), err=True)
         typer.echo(str(result.run_dir))
     else:
         # sorted, as metrics.json itself is written

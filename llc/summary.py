@@ -1,0 +1,81 @@
+"""The one-line summary `llc run` prints on stderr, built from a run's `Metrics` alone.
+
+It shows the diagnostics that decided `converged` (`llc.estimator.convergence_failures`, the same
+function that set the flag) and, when the run did not converge, why. For a minibatch loss trace
+(SGLD, SGHMC by default) it leads with R̂ of the θ projections: the loss R̂ and ESS there are those of
+minibatch losses and are labelled so.
+"""
+
+from __future__ import annotations
+
+import math
+
+from llc.estimator import convergence_failures
+from llc.records import Metrics
+
+
+def _num(value: float | None, spec: str) -> str | None:
+    """`value` formatted with `spec`, or None for a missing or non-finite value."""
+    if isinstance(value, int | float) and math.isfinite(value):
+        return format(value, spec)
+    return None
+
+
+def _chains_note(metrics: Metrics) -> str:
+    """'4 chains', or '3 of 4 chains finite' when some diverged."""
+    est = metrics.estimate
+    total = metrics.n_chains if isinstance(metrics.n_chains, int) else est.n_chains_used
+    used = est.n_chains_used if isinstance(est.n_chains_used, int) else total
+    if used != total:
+        return f"{used} of {total} chains finite"
+    return f"{total} chain" + ("" if total == 1 else "s")
+
+
+def rhat_text(metrics: Metrics) -> str:
+    """'1.004', or why there is no R̂: one chain, one finite chain, or draws that do not vary."""
+    value = _num(metrics.estimate.rhat, ".3f")
+    if value is not None:
+        return value
+    used = metrics.estimate.n_chains_used
+    if isinstance(used, int) and used < 2:
+        return f"n/a ({_chains_note(metrics)})"
+    return f"n/a ({_chains_note(metrics)}, draws constant within chains: frozen?)"
+
+
+def diagnostics(metrics: Metrics) -> list[str]:
+    """The diagnostics that decide `converged`, the deciding one first."""
+    est = metrics.estimate
+    ess = _num(est.ess_bulk, ".0f") or "n/a"
+    theta = _num(est.rhat_theta, ".3f")
+    if metrics.loss_trace == "batch":
+        return [f"R̂(θ) {theta or 'n/a'}", f"minibatch-loss R̂ {rhat_text(metrics)}", f"minibatch-loss ESS {ess}"]
+    out = [f"R̂ {rhat_text(metrics)}", f"ESS {ess}"]
+    if theta is not None:
+        out.append(f"R̂(θ) {theta}")
+    return out
+
+
+def verdict(metrics: Metrics) -> str:
+    """'converged', or 'not converged: <each failed criterion>'."""
+    est = metrics.estimate
+    failures = convergence_failures(est.rhat, est.ess_bulk, est.n_chains_used or 0, est.rhat_theta,
+                                    metrics.loss_trace)
+    if est.converged:
+        return "converged"
+    return "not converged: " + ("; ".join(failures) if failures else "see metrics.json")
+
+
+def summary_line(metrics: Metrics, cached: bool = False) -> str:
+    """'λ̂ = 6.1 ± 0.71  (λ true 6.5)  R̂ 1.006  ESS 1406  R̂(θ) 1.003  converged'."""
+    est = metrics.estimate
+    mean = _num(est.llc_mean, ".4g") or "n/a"
+    se = _num(est.llc_se, ".2g")
+    parts = [f"λ̂ = {mean}" + (f" ± {se}" if se is not None else "")]
+    truth = _num(metrics.lambda_true, ".4g")
+    if truth is not None:
+        parts.append(f"(λ true {truth})")
+    if est.n_chains_diverged:
+        parts.append(_chains_note(metrics))
+    parts += diagnostics(metrics)
+    parts.append(verdict(metrics))
+    return "  ".join(parts) + (" [cached]" if cached else "")
