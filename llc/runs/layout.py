@@ -180,14 +180,24 @@ def _umask() -> int:
     return mask
 
 
+def file_mode() -> int:
+    """The mode an ordinary open() gives a new file: 0o666 less the umask."""
+    return 0o666 & ~_umask()
+
+
+def dir_mode() -> int:
+    """The mode an ordinary mkdir gives a new directory: 0o777 less the umask."""
+    return 0o777 & ~_umask()
+
+
 @contextmanager
-def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
+def atomic_path(path: str | Path, suffix: str = "", mode: int | None = None) -> Iterator[Path]:
     """A temporary path next to `path` to write to; renamed onto `path` when the block succeeds.
 
     For files written by libraries (matplotlib savefig, xarray to_netcdf); `suffix` keeps the
     extension for libraries that infer the format from it. On failure the temporary file is
-    removed and `path` is untouched. The file gets the mode an ordinary open() would give it
-    (0o666 less the umask), not mkstemp's private 0o600.
+    removed and `path` is untouched. The file gets `mode`, by default the mode an ordinary open()
+    would give it (0o666 less the umask), not mkstemp's private 0o600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -196,15 +206,51 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, file_mode() if mode is None else mode)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    with atomic_path(path) as tmp, tmp.open("wb") as fh:
+def _nearest_existing(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_writable_dir(path: str | Path, what: str) -> Path:
+    """ConfigError (one line) unless files can be created in directory `path` (made if missing).
+
+    Checked before any work, so a read-only root or a file in the way fails at once, not after it.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{what} {path} is not a directory")
+    _check_base(path, path, what)
+    return path
+
+
+def _check_base(folder: Path, shown: Path, what: str) -> None:
+    base = _nearest_existing(folder)
+    if not base.is_dir():
+        raise ConfigError(f"{what} {shown}: {base} is a file, not a directory")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise ConfigError(f"{what} {shown}: cannot write into {base} (read-only or no permission)")
+
+
+def check_writable_file(path: str | Path, what: str) -> Path:
+    """ConfigError (one line) unless `path` can be written as a file: not a directory, folder writable."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{what} {path} is a directory; give a file name")
+    _check_base(path.parent, path, what)
+    return path
+
+
+def write_bytes_atomic(path: str | Path, data: bytes, mode: int | None = None) -> None:
+    with atomic_path(path, mode=mode) as tmp, tmp.open("wb") as fh:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
