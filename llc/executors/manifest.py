@@ -44,7 +44,7 @@ class Manifest:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o666)  # less the umask, as for any file
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,8 @@ def save(runs_root: str | Path, tid: str, precision: str, arrays: dict[str, np.n
     if (final / "meta.json").is_file():
         return
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{tid}.", dir=final.parent))
+    tmp = final.parent / f".{tid}.{uuid.uuid4().hex}"
+    tmp.mkdir()  # mode 0o777 less the umask, as for any folder (mkdtemp's 0o700 hides it from collaborators)
     try:
         np.savez(tmp / "arrays.npz", **arrays)
         (tmp / "meta.json").write_text(json.dumps({"target_id": tid, "precision": precision, "erm": erm}, indent=2))
