@@ -39,13 +39,42 @@ from llc.runs.layout import (
 )
 
 CSV_NAME = "llc_sweep_results.csv"
+AGGREGATE_NAME = "llc_aggregate.csv"
 IDENTITY = ("run_id", "family_id", "problem", "sampler", "seed", "status", "error", "error_kind", "run_dir")
 SKIP_DIRS = ("_targets", "_tmp", "_sweeps")
 CONFIG_SECTIONS = ("target", "data", "posterior", "sampler")
 
 
 def default_csv_path(runs_root: str | Path) -> Path:
+    """Where `llc sweep` writes its results."""
     return Path(runs_root) / CSV_NAME
+
+
+def default_aggregate_path(runs_root: str | Path) -> Path:
+    """Where `llc aggregate` writes: its own file, so it never replaces the sweep's CSV (whose failed
+    and timed-out rows it cannot rebuild from run directories)."""
+    return Path(runs_root) / AGGREGATE_NAME
+
+
+def overwrite_problem(path: str | Path) -> str | None:
+    """Why replacing the CSV at `path` with `collect_rows` output would lose something, or None.
+
+    Nothing is lost when there is no file, or when it is an llc results CSV whose every row is a
+    finished run (`status` done), which aggregate rebuilds. A sweep's failed, timed-out or
+    cancelled rows, or a file that is not an llc results CSV, would be lost.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            if not {"run_id", "status"} <= set(reader.fieldnames or ()):
+                return "it is not an llc results CSV"
+            lost = sum(1 for row in reader if row.get("status") != "done")
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return "it is not an llc results CSV"
+    return f"its {lost} rows of unfinished jobs (failed, timed out, ...) would be lost" if lost else None
 
 
 def flatten(value: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -14,7 +14,8 @@ from llc.cli.common import split_commas
 @app.command("plot-sweep")
 def plot_sweep_command(
     csv_path: Annotated[Path | None, typer.Option(
-        "--csv", help="Sweep CSV (default RUNS_ROOT/llc_sweep_results.csv, RUNS_ROOT = $LLC_RUNS_DIR or ./runs).")] = None,
+        "--csv", help="Sweep CSV (default RUNS_ROOT/llc_sweep_results.csv, else the llc_aggregate.csv of `llc aggregate`; "
+                 "RUNS_ROOT = $LLC_RUNS_DIR or ./runs).")] = None,
     out: Annotated[Path | None, typer.Option(
         "--out", help="PNG to write (default: sweep_<metric>_vs_<size-col>.png next to the CSV).")] = None,
     size_col: Annotated[str, typer.Option(
@@ -37,13 +38,20 @@ def plot_sweep_command(
     true λ is drawn where the CSV has lambda_true. The last line printed is the PNG path.
     """
     from llc.analysis import sweep_plots as sp
-    from llc.analysis.aggregate import default_csv_path
+    from llc.analysis.aggregate import default_aggregate_path, default_csv_path
     from llc.runs import default_runs_root
+    from llc.runs.layout import check_writable_file
 
-    path = csv_path if csv_path is not None else default_csv_path(default_runs_root())
+    path = csv_path
+    if path is None:
+        root = default_runs_root()
+        path = default_csv_path(root)
+        if not path.exists() and default_aggregate_path(root).is_file():
+            path = default_aggregate_path(root)
     df = sp.load_sweep_csv(path)
+    target = check_writable_file(out if out is not None else sp.default_out(path, metric, size_col), "--out")
     fig = sp.plot_sweep(df, size_col=size_col, metric=metric, samplers=samplers or None,
                         filters=sp.parse_filters(filters), logx=logx, logy=logy, source=path.name,
                         notify=lambda msg: typer.echo(msg, err=True))
-    target = sp.save_sweep_figure(fig, out if out is not None else sp.default_out(path, metric, size_col))
+    sp.save_sweep_figure(fig, target)
     typer.echo(str(target))
