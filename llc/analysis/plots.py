@@ -666,6 +666,8 @@ def analyze_run(
             notify(f"kept {path} (exists; --overwrite to redraw)")
             results.append(FigureResult(kind, path, "kept"))
             continue
+        if not any(r.status == "written" for r in results):  # before the first figure: fail at once, in one line
+            layout.check_writable_dir(out_dir, "--out" if out is not None else "figures folder (choose one with --out)")
         save_figure(FIGURES[kind](run), path)
         results.append(FigureResult(kind, path, "written"))
     return results

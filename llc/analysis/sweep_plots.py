@@ -57,6 +57,8 @@ IDENTITY = ("run_id", "family_id", "problem", "sampler", "seed", "status", "erro
 
 def load_sweep_csv(path: str | Path) -> pd.DataFrame:
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"--csv {path} is a directory; give the CSV written by `llc sweep` or `llc aggregate`")
     if not path.is_file():
         raise ConfigError(f"--csv: {path} not found; write it with `llc sweep` or `llc aggregate RUNS_ROOT`")
     try:
