@@ -1,7 +1,7 @@
 """`llc analyze`, `llc plot-sweep` and `llc promote-readme-images` on small real runs.
 
 One tiny deep-linear-network problem (known λ) is run once per module for every registered
-sampler, plus a 2 samplers × 2 sizes × 2 seeds sweep whose CSV is built here with pandas.
+sampler, plus a 2 samplers × 2 sizes × 2 seeds sweep whose CSV is written by `llc aggregate`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import hashlib
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -63,21 +64,14 @@ def sweep_dirs(runs_root, sampler_runs) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def sweep_csv(sweep_dirs, tmp_path_factory) -> Path:
-    """The sweep CSV with the columns of llc_sweep_results.csv, built with pandas."""
-    rows = []
+    """The sweep CSV as `llc aggregate` writes it, from a runs root holding copies of the sweep's runs only."""
+    root = tmp_path_factory.mktemp("sweep_root")
     for d in sweep_dirs:
-        config = json.loads((d / "config.json").read_text())
-        metrics = json.loads((d / "metrics.json").read_text())
-        row = {"run_id": metrics["run_id"], "family_id": metrics["family_id"], "problem": "dln3x{}x3".format(
-            config["target"]["hidden"][0]), "sampler": metrics["sampler"], "seed": config["seed"]}
-        flat_cfg = pd.json_normalize({k: v for k, v in config.items() if isinstance(v, dict)}).iloc[0].to_dict()
-        flat_m = pd.json_normalize({k: v for k, v in metrics.items() if k not in row}).iloc[0].to_dict()
-        for key, value in {**flat_cfg, **flat_m}.items():
-            row[key] = json.dumps(value) if isinstance(value, list) else value
-        row.update({"run_dir": str(d), "status": "done", "error": None})
-        rows.append(row)
-    path = tmp_path_factory.mktemp("sweep") / "llc_sweep_results.csv"
-    pd.DataFrame(rows).to_csv(path, index=False)
+        shutil.copytree(d, root / d.name)
+    path = root / "llc_sweep_results.csv"
+    res = _cli("aggregate", str(root), "--csv", str(path))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().splitlines()[-1] == str(path)
     return path
 
 
