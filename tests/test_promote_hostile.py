@@ -147,3 +147,18 @@ def test_readme_keeps_its_mode(tmp_path, site):
     assert readme.stat().st_mode & 0o777 == 0o640 and PR.START in readme.read_text()
     PR.promote(sweeps=[_png(tmp_path / "figs" / "a.png", "second")], readme=readme)
     assert readme.stat().st_mode & 0o777 == 0o640 and "second" in readme.read_text()
+
+
+def test_run_captions_from_hostile_config_are_sanitised(tmp_path, site):
+    """config.json's values end up in the heading and caption of a run: they are flattened too."""
+    run_dir = _fake_run(tmp_path / "runs")
+    config = {"seed": 0, "target": {"kind": "evil\n## pwned <b>x</b>"}, "data": {"n": "1\n" + PR.END},
+              "sampler": {"name": "hmc\n# s", "chains": 2}}
+    (run_dir / "config.json").write_text(json.dumps(config))
+    readme = site / "README.md"
+    PR.promote([run_dir], ["running_llc"], readme=readme)
+    text = readme.read_text()
+    assert text.count(PR.END) == 1 and "<b>" not in text
+    gallery = text[text.index(PR.START):].splitlines()
+    assert [line for line in gallery if line.startswith("#")][:1] == ["## Gallery"]
+    assert [line.split()[0] for line in gallery if line.startswith("#")] == ["##", "###"]
