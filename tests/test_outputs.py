@@ -106,6 +106,10 @@ def test_out_or_csv_naming_a_directory(real_run, tmp_path):
     _one_line_error(run_cli(["plot-sweep", "--csv", str(folder)]), "is a directory")
     _one_line_error(run_cli(["aggregate", str(real_run.parent), "--csv", str(folder)]), "is a directory")
     assert list(folder.iterdir()) == []
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    _one_line_error(run_cli(["analyze", str(real_run), "--plots", "rank", "--out", str(a_file)]), "is not a directory")
+    assert a_file.read_text() == "x"
 
 
 # ------------------------------------------------------------------------------ read-only roots
