@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from llc.config import resolve_config
-from llc.errors import ConfigError, LLCError
+from llc.errors import ConfigError, LLCError, shown
 from llc.executors import OK_STATES, Backend, Executor, JobUpdate, run_sweep
 from llc.runs import default_runs_root, family_id, run_id, run_job
 from llc.runs.io import write_text_atomic
@@ -97,7 +97,7 @@ def tolerance(sampler: str, lam: float, n: int, n_seeds: int, uses_data: bool) -
 def validation_jobs(samplers: Sequence[str], preset: str = "quick", cases: Sequence[str] | None = None) -> list[Job]:
     """Every (case, sampler, seed) job of the suite, resolved exactly as `llc run` would (same run IDs)."""
     if preset not in SUITES:
-        raise ConfigError(f"--preset: {preset!r} is not a validation suite; choose one of {', '.join(SUITES)}")
+        raise ConfigError(f"--preset: {shown(preset)} is not a validation suite; choose one of {', '.join(SUITES)}")
     suite = SUITES[preset]
     selected = suite["cases"]
     if cases:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from llc.errors import ConfigError
+from llc.errors import ConfigError, shown
 from llc.executors.base import (
     FINAL_STATES,
     OK_STATES,
@@ -33,7 +33,7 @@ def make_executor(backend: Backend | str, runs_root: str | Path, sweep_id: str, 
     try:
         backend = Backend(backend)
     except ValueError:
-        raise ConfigError(f"--backend: {backend!r} is not a backend; choose one of {', '.join(BACKENDS)}") from None
+        raise ConfigError(f"--backend: {shown(backend)} is not a backend; choose one of {', '.join(BACKENDS)}") from None
     opts = {k: v for k, v in options.items() if v is not None}
     if backend == Backend.LOCAL:
         from llc.executors.local import LocalExecutor
