@@ -21,6 +21,7 @@ import numpy as np
 from llc.config import resolve_config
 from llc.errors import ConfigError, LLCError, shown
 from llc.executors import OK_STATES, Backend, Executor, JobUpdate, run_sweep
+from llc.paths import check_output_file, check_runs_root
 from llc.runs import default_runs_root, family_id, run_id, run_job
 from llc.runs.io import write_text_atomic
 from llc.samplers.registry import sampler_names, sampler_specs, spec_of
@@ -305,6 +306,8 @@ def run_validation(
     """
     from llc.sweeps import count_to_run, progress_reporter, sweep_executor
 
+    runs_root = check_runs_root(runs_root)
+    check_output_file(out, "--out")
     jobs = suite_jobs(samplers, preset, cases)
     executor, on_job = None, None
     if backend is not None or workers is not None:

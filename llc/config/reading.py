@@ -16,8 +16,12 @@ MAX_INPUT_BYTES = 1_000_000  # a configuration, study or grid file larger than t
 MAX_DEPTH = 32  # nesting levels of a YAML or JSON document (a study needs about 5)
 
 
-def _reject(problem: str, mark: Any) -> yaml.MarkedYAMLError:
-    return yaml.constructor.ConstructorError(None, None, problem, mark)
+class Rejected(yaml.constructor.ConstructorError):
+    """Well-formed YAML that `StrictLoader` refuses (aliases, duplicate keys, deep nesting)."""
+
+
+def _reject(problem: str, mark: Any) -> Rejected:
+    return Rejected(None, None, problem, mark)
 
 
 class StrictLoader(yaml.SafeLoader):
@@ -31,7 +35,7 @@ class StrictLoader(yaml.SafeLoader):
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-            raise _reject("YAML anchors and aliases (&name, *name) are not allowed; write the values out", event.start_mark)
+            raise _reject("anchors and aliases (&name, *name) are not allowed; write the values out", event.start_mark)
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
@@ -59,7 +63,8 @@ def load_yaml(text: str, where: str) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{where}: malformed YAML{at}: {getattr(exc, 'problem', None) or exc}") from None
+        kind = "YAML" if isinstance(exc, Rejected) else "malformed YAML"
+        raise ConfigError(f"{where}: {kind}{at}: {getattr(exc, 'problem', None) or exc}") from None
     except (ValueError, RecursionError):  # an integer past Python's digit limit; nesting the composer cannot follow
         raise ConfigError(f"{where}: a number has too many digits or the document is nested too deeply") from None
 
@@ -107,8 +112,10 @@ def read_input_file(path: Path, where: str, missing: str) -> str:
     """The text of a user's input file: a directory, a file over MAX_INPUT_BYTES or non-UTF-8 is a ConfigError."""
     if path.is_dir():
         raise ConfigError(f"{where}: is a directory; give a file")
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(missing)
+    if not path.is_file():
+        raise ConfigError(f"{where}: not a regular file")
     try:
         if path.stat().st_size > MAX_INPUT_BYTES:
             raise ConfigError(f"{where}: larger than {MAX_INPUT_BYTES} bytes; not an input file")

@@ -6,6 +6,7 @@ All of them run `llc.executors.job.execute(payload)`, which calls `llc.runs.run_
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,9 @@ def make_executor(backend: Backend | str, runs_root: str | Path, sweep_id: str, 
     except ValueError:
         raise ConfigError(f"--backend: {shown(backend)} is not a backend; choose one of {', '.join(BACKENDS)}") from None
     opts = {k: v for k, v in options.items() if v is not None}
+    timeout = opts.get("timeout")
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        raise ConfigError(f"--timeout: must be a finite number of seconds > 0, got {shown(timeout)}")
     if backend == Backend.LOCAL:
         from llc.executors.local import LocalExecutor
 

@@ -18,6 +18,8 @@ from llc.hashing import content_hash
 from llc.runs import family_id, run_id
 from llc.study.spec import ProblemSpec, SamplerSpec, Study
 
+MAX_JOBS = 100_000  # jobs of one sweep: checked before any job is resolved
+
 
 @dataclass(frozen=True)
 class Job:
@@ -93,6 +95,12 @@ def expand_jobs(study: Study) -> list[Job]:
     Raises `ConfigError` (naming the entry) if any job cannot be resolved, or if two jobs
     resolve to the same configuration (they would be the same run).
     """
+    n_jobs = len(study.problems) * len(study.samplers) * len(study.seeds)
+    if n_jobs > MAX_JOBS:
+        raise ConfigError(
+            f"{study.source}: {len(study.problems)} problems x {len(study.samplers)} samplers x {len(study.seeds)} "
+            f"seeds = {n_jobs} jobs; at most {MAX_JOBS} in one sweep (split it into several studies)"
+        )
     _check_parts(study)
     jobs: list[Job] = []
     by_run: dict[str, str] = {}

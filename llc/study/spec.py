@@ -8,7 +8,6 @@ Read from a YAML file (`study.yaml`, through `yaml.safe_load` only) and/or from 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +16,8 @@ from typing import Any
 
 from llc.config import PRESETS, parse_override
 from llc.config.coercion import validate_key_value
-from llc.config.reading import flatten, safe_load_file
+from llc.config.reading import MAX_INPUT_BYTES, flatten, load_json, read_input_file, safe_load_file
+from llc.config.schema import MAX_SEED
 from llc.errors import ConfigError, shown
 from llc.samplers.registry import sampler_names
 
@@ -25,6 +25,7 @@ STUDY_KEYS = ("base", "problems", "samplers", "seeds", "description")
 BASE_KEYS = ("preset", "set")
 PROBLEM_KEYS = ("name", "set")
 SAMPLER_ENTRY_KEYS = ("sampler", "name", "set")
+MAX_SEEDS = 10_000  # seeds of one study; `--n-seeds 1000000000` stops here, before anything is built
 
 # Names label jobs in the manifest and the CSV. They never become paths, but they are
 # checked as if they could: no separators, no '..', nothing a shell or a CSV reader chokes on.
@@ -62,11 +63,11 @@ class Study:
 
 
 def load_study_file(path: str | Path) -> dict[str, Any]:
-    """Read a study YAML file (safe_load only); errors name the file and line."""
+    """Read a study YAML file (safe, strict loading); errors name the file and line. An empty study is an error."""
     path = Path(path)
     data = safe_load_file(path, str(path), f"study file not found: {path}")
-    if data is None:
-        return {}
+    if data is None or data == {}:
+        raise ConfigError(f"{path}: the study is empty; give at least `problems` or `samplers` (see study.yaml)")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with keys {', '.join(STUDY_KEYS)}")
     return data
@@ -80,22 +81,16 @@ def parse_grid(text: str, option: str) -> tuple[list[Any], str]:
     stripped = text.strip()
     source = option
     if stripped[:1] in ("[", "{"):
+        if len(stripped) > MAX_INPUT_BYTES:
+            raise ConfigError(f"{option}: inline JSON larger than {MAX_INPUT_BYTES} bytes")
         raw = stripped
     else:
         path = Path(text)
-        if not path.is_file():
-            raise ConfigError(
-                f"{option}: {shown(text)} is neither inline JSON (a list like '[{{\"name\": ...}}]') nor an existing file"
-            )
-        try:
-            raw = path.read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{option} {path}: cannot read: {exc}") from None
         source = f"{option} {path}"
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        missing = (f"{option}: {shown(text)} is neither inline JSON (a list like '[{{\"name\": ...}}]') "
+                   "nor an existing file")
+        raw = read_input_file(path, source, missing)
+    value = load_json(raw, source)
     if not isinstance(value, list):
         raise ConfigError(f"{source}: expected a JSON list of objects, got {type(value).__name__}")
     return value, f"{source}:"
@@ -106,9 +101,11 @@ def parse_seeds(text: str) -> list[int]:
     seeds = []
     for item in text.split(","):
         item = item.strip()
-        if not item.isdigit():
-            raise ConfigError(f"--seeds: {shown(item)} is not a non-negative integer; use e.g. --seeds 0,1,2")
+        if not (item.isascii() and item.isdigit()) or len(item) > len(str(MAX_SEED)):
+            raise ConfigError(f"--seeds: {shown(item)} is not a non-negative integer (at most {MAX_SEED}); use e.g. --seeds 0,1,2")
         seeds.append(int(item))
+    if len(seeds) > MAX_SEEDS:
+        raise ConfigError(f"--seeds: {len(seeds)} seeds; at most {MAX_SEEDS}")
     return seeds
 
 
@@ -237,17 +234,19 @@ def _seeds(value: Any, where: str) -> tuple[int, ...]:
     if isinstance(value, bool):
         raise ConfigError(f"{where}: expected a list of seeds or a count, got {shown(value)}")
     if isinstance(value, int):
-        if value < 1:
-            raise ConfigError(f"{where}: a seed count must be >= 1, got {value}")
+        if not 1 <= value <= MAX_SEEDS:
+            raise ConfigError(f"{where}: a seed count must be >= 1 and at most {MAX_SEEDS}, got {shown(value)}")
         return tuple(range(value))
     if not isinstance(value, list):
         raise ConfigError(f"{where}: expected a list of seeds (e.g. [0, 1, 2]) or a count (e.g. 3), got {shown(value)}")
     if not value:
         raise ConfigError(f"{where}: empty list of seeds")
+    if len(value) > MAX_SEEDS:
+        raise ConfigError(f"{where}: {len(value)} seeds; at most {MAX_SEEDS}")
     seen: set[int] = set()
     for i, s in enumerate(value):
-        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
-            raise ConfigError(f"{where}[{i}]: expected a non-negative integer seed, got {shown(s)}")
+        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED:
+            raise ConfigError(f"{where}[{i}]: expected a non-negative integer seed (at most {MAX_SEED}), got {shown(s)}")
         if s in seen:
             raise ConfigError(f"{where}[{i}]: duplicate seed {s}")
         seen.add(s)

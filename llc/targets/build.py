@@ -120,11 +120,7 @@ def build_target(cfg: Config, runs_root: str | Path | None = None) -> Target:
         jitter = ERM_JITTER * jax.random.normal(keys["erm"], model.teacher.shape, dtype)
         result = minimize(loss, model.teacher + jitter, cfg.target.erm_tol, cfg.target.erm_steps)
         if not result.converged:
-            raise LLCError(
-                f"ERM did not converge: gradient norm {result.grad_norm:.3g} > target.erm_tol={cfg.target.erm_tol:g} "
-                f"after {result.steps} L-BFGS steps (final loss {result.final_loss:.6g}); raise target.erm_steps, "
-                "loosen target.erm_tol, or use precision=float64"
-            )
+            raise LLCError(erm_failure(cfg, result))
         w_star = result.w
         erm = {
             "center": "erm", "final_loss": result.final_loss, "grad_norm": result.grad_norm,
@@ -142,6 +138,18 @@ def build_target(cfg: Config, runs_root: str | Path | None = None) -> Target:
         target_id=tid, kind=cfg.target.kind, n_params=count_params(cfg.target), w_star=w_star,
         w_teacher=model.teacher, x=x, y=y, predict=model.predict, quadratic=None, erm=erm,
         build_seconds=time.perf_counter() - start, from_cache=False,
+    )
+
+
+def erm_failure(cfg: Config, result: Any) -> str:
+    """The message of an ERM that did not reach its tolerance: only fixes that apply to this run."""
+    fixes = ["raise target.erm_steps", "loosen target.erm_tol"]
+    if cfg.precision != "float64":
+        fixes.append("use precision=float64")
+    fixes.append("or centre the posterior at the teacher (target.center=teacher)")
+    return (
+        f"ERM did not converge: gradient norm {result.grad_norm:.3g} > target.erm_tol={cfg.target.erm_tol:g} "
+        f"after {result.steps} L-BFGS steps (final loss {result.final_loss:.6g}); {', '.join(fixes)}"
     )
 
 
