@@ -17,13 +17,14 @@ class ConfigError(LLCError):
     exit_code = 2
 
 
-def shown(value: object, limit: int = 80) -> str:
-    """`repr(value)` for an error message, cut to `limit` characters: user input never floods a message.
+def shown(value: object, limit: int = 80, plain: bool = False) -> str:
+    """`repr(value)` (`str` if `plain`) for an error message, cut to `limit` characters: user input never
+    floods a message.
 
     A value nested too deeply to `repr`, or an integer too long to print, is shown by its type.
     """
     try:
-        text = repr(value)
+        text = str(value) if plain else repr(value)
     except RecursionError:
         return f"<deeply nested {type(value).__name__}>"
     except ValueError:  # an int past Python's digit limit for str()

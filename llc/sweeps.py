@@ -190,6 +190,7 @@ def run_study_sweep(
     executor = sweep_executor(jobs, runs_root, backend, force, **options)
     out_csv = Path(csv_path) if csv_path is not None else default_csv_path(runs_root)
     executor.preflight()  # before the manifest or anything else is written
+    Manifest(runs_root, sid).read()  # a damaged manifest is reported before anything starts
     say = echo or (lambda _: None)
     n_run = count_to_run(jobs, runs_root, force)
     say(f"sweep {sid}: {len(jobs)} jobs, {len(jobs) - n_run} cached, {n_run} to run on {Backend(backend)}")

@@ -105,7 +105,7 @@ def validation_jobs(samplers: Sequence[str], preset: str = "quick", cases: Seque
         names = [c.name for c in selected]
         unknown = [c for c in cases if c not in names]
         if unknown:
-            raise ConfigError(f"--cases: unknown {', '.join(unknown)}; the {preset} suite has {', '.join(names)}")
+            raise ConfigError(f"--cases: unknown {shown(', '.join(unknown), plain=True)}; the {preset} suite has {', '.join(names)}")
         selected = [c for c in selected if c.name in cases]
     jobs = []
     for case in selected:
@@ -230,7 +230,7 @@ def write_csv(rows: list[dict[str, Any]], path: str | Path) -> None:
 def check_samplers(names: Sequence[str], available: Sequence[str]) -> list[str]:
     unknown = [n for n in names if n not in available]
     if unknown:
-        raise ConfigError(f"--samplers: unknown {', '.join(unknown)}; available: {', '.join(available)}")
+        raise ConfigError(f"--samplers: unknown {shown(', '.join(unknown), plain=True)}; available: {', '.join(available)}")
     if not names:
         raise ConfigError(f"--samplers: empty list; choose from {', '.join(available)}")
     return list(names)

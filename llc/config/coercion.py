@@ -73,9 +73,11 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
     is_number = isinstance(value, int | float) and not isinstance(value, bool)
     if tp is bool and isinstance(value, bool):
         return value
-    if tp is int and is_number and float(value).is_integer():
+    if tp is int and is_number and (isinstance(value, int) or value.is_integer()):
         return int(value)
     if tp is float and is_number:
+        if isinstance(value, int) and abs(value) > MAX_INT:
+            raise ConfigError(f"{key}: must be a finite number of reasonable size, got {shown(value)}")
         return float(value)
     if tp is str and isinstance(value, str):
         return value
