@@ -281,19 +281,24 @@ MEMORY_CASES = {
     "alias-bomb config": ["run", "--config", "{bomb_config}", "--print-config"],
     "n-seeds 1e9": ["sweep", "--problem-grid", GRID, "--n-seeds", "1000000000", "--dry-run"],
     "deep JSON grid of 1 MB": ["sweep", "--problem-grid", "{deep}", "--dry-run"],
+    "a study at the job bound, 20 000 jobs": ["sweep", "{many}", "--dry-run"],
 }
+SLOW_MEMORY_CASES = {"a study at the job bound, 20 000 jobs"}  # resolves every job: about a minute
 MEMORY_LIMIT_MB = 500
 
 
-@pytest.mark.timeout(300)
-@pytest.mark.parametrize("name", list(MEMORY_CASES))
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.slow] if n in SLOW_MEMORY_CASES else [])
+                                  for n in MEMORY_CASES])
 def test_peak_memory_of_hostile_input_under_1_mb_stays_under_500_mb(name, tmp_path):
     """Issue 20 item 5: the input is under 1 MB; the whole `llc` process peaks under 500 MB and exits 2.
 
     Measured in a fresh wrapper process, so RUSAGE_CHILDREN covers `llc` alone, not earlier tests' children.
     """
     files = {"bomb": alias_bomb(), "bomb8": alias_bomb(8), "bomb_config": FILES["bomb_config.yaml"],
-             "deep": "[" * 500_000 + "]" * 500_000}
+             "deep": "[" * 500_000 + "]" * 500_000,
+             "many": "problems:\n" + "".join(f"  - {{name: p{i}, set: {{target.in_dim: {i + 1}}}}}\n" for i in range(10))
+             + "seeds: 2000\n"}
     paths = {}
     for key, text in files.items():
         assert len(text.encode()) < 1_000_001
@@ -308,9 +313,9 @@ def test_peak_memory_of_hostile_input_under_1_mb_stays_under_500_mb(name, tmp_pa
     )
     env = {**os.environ, "LLC_RUNS_DIR": str(tmp_path / "runs")}
     done = subprocess.run([sys.executable, "-c", wrapper, *args], capture_output=True, text=True, cwd=REPO,
-                          env=env, timeout=240)
+                          env=env, timeout=540)
     code, max_rss_kb = (int(x) for x in done.stdout.split())
-    assert code == 2, done.stderr[-1000:]
+    assert code == (0 if name in SLOW_MEMORY_CASES else 2), done.stderr[-1000:]
     assert len(done.stderr) <= 500 and "Traceback" not in done.stderr
     assert max_rss_kb / 1024 < MEMORY_LIMIT_MB, f"{name}: peak RSS {max_rss_kb / 1024:.0f} MB"
     assert not (tmp_path / "runs").exists()
