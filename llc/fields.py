@@ -11,5 +11,5 @@ from typing import Any
 
 
 def opt(default: Any, help: str, **constraints: Any) -> Any:
-    """A dataclass field with its help text and constraints (choices, min, gt, max, min_each)."""
+    """A dataclass field with its help text and constraints (choices, min, gt, max, min_each, max_each, max_len)."""
     return field(default=default, metadata={"help": help, **constraints})

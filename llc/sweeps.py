@@ -36,6 +36,7 @@ from llc.executors import (
     sweeps_dir,
 )
 from llc.executors.manifest import count_statuses
+from llc.paths import check_output_file, check_runs_root
 from llc.study import (
     Job,
     build_study,
@@ -183,11 +184,13 @@ def run_study_sweep(
     to resume). An `InfrastructureError` (the backend cannot run the jobs) is raised after the CSV
     is written. `options` go to `make_executor` (workers, timeout, slurm_*, modal_*).
     """
-    runs_root = Path(runs_root)
+    runs_root = check_runs_root(runs_root)
+    check_output_file(csv_path, "--csv")
     sid = sweep_id(jobs)
     executor = sweep_executor(jobs, runs_root, backend, force, **options)
     out_csv = Path(csv_path) if csv_path is not None else default_csv_path(runs_root)
     executor.preflight()  # before the manifest or anything else is written
+    Manifest(runs_root, sid).read()  # a damaged manifest is reported before anything starts
     say = echo or (lambda _: None)
     n_run = count_to_run(jobs, runs_root, force)
     say(f"sweep {sid}: {len(jobs)} jobs, {len(jobs) - n_run} cached, {n_run} to run on {Backend(backend)}")

@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from llc.config import resolve_config
-from llc.errors import ConfigError, LLCError
+from llc.errors import ConfigError, LLCError, shown
 from llc.executors import OK_STATES, Backend, Executor, JobUpdate, run_sweep
+from llc.paths import check_output_file, check_runs_root
 from llc.records import Metrics
 from llc.runs import default_runs_root, family_id, run_id, run_job
 from llc.runs.layout import write_text_atomic
@@ -98,14 +99,14 @@ def tolerance(sampler: str, lam: float, n: int, n_seeds: int, uses_data: bool) -
 def validation_jobs(samplers: Sequence[str], preset: str = "quick", cases: Sequence[str] | None = None) -> list[Job]:
     """Every (case, sampler, seed) job of the suite, resolved exactly as `llc run` would (same run IDs)."""
     if preset not in SUITES:
-        raise ConfigError(f"--preset: {preset!r} is not a validation suite; choose one of {', '.join(SUITES)}")
+        raise ConfigError(f"--preset: {shown(preset)} is not a validation suite; choose one of {', '.join(SUITES)}")
     suite = SUITES[preset]
     selected = suite["cases"]
     if cases:
         names = [c.name for c in selected]
         unknown = [c for c in cases if c not in names]
         if unknown:
-            raise ConfigError(f"--cases: unknown {', '.join(unknown)}; the {preset} suite has {', '.join(names)}")
+            raise ConfigError(f"--cases: unknown {shown(', '.join(unknown), plain=True)}; the {preset} suite has {', '.join(names)}")
         selected = [c for c in selected if c.name in cases]
     jobs = []
     for case in selected:
@@ -231,7 +232,7 @@ def write_csv(rows: list[dict[str, Any]], path: str | Path) -> None:
 def check_samplers(names: Sequence[str], available: Sequence[str]) -> list[str]:
     unknown = [n for n in names if n not in available]
     if unknown:
-        raise ConfigError(f"--samplers: unknown {', '.join(unknown)}; available: {', '.join(available)}")
+        raise ConfigError(f"--samplers: unknown {shown(', '.join(unknown), plain=True)}; available: {', '.join(available)}")
     if not names:
         raise ConfigError(f"--samplers: empty list; choose from {', '.join(available)}")
     return list(names)
@@ -307,6 +308,8 @@ def run_validation(
     """
     from llc.sweeps import count_to_run, progress_reporter, sweep_executor
 
+    runs_root = check_runs_root(runs_root)
+    check_output_file(out, "--out")
     jobs = suite_jobs(samplers, preset, cases)
     executor, on_job = None, None
     if backend is not None or workers is not None:

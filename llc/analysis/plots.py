@@ -39,6 +39,7 @@ import numpy as np
 
 from llc.errors import ConfigError
 from llc.estimator import ESS_PER_CHAIN_MIN, running_llc
+from llc.paths import check_writable_dir
 from llc.records import Metrics
 from llc.runs import layout
 
@@ -667,7 +668,7 @@ def analyze_run(
             results.append(FigureResult(kind, path, "kept"))
             continue
         if not any(r.status == "written" for r in results):  # before the first figure: fail at once, in one line
-            layout.check_writable_dir(out_dir, "--out" if out is not None else "figures folder (choose one with --out)")
+            check_writable_dir(out_dir, "--out" if out is not None else "figures folder (choose one with --out)")
         save_figure(FIGURES[kind](run), path)
         results.append(FigureResult(kind, path, "written"))
     return results

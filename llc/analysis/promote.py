@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from llc.errors import ConfigError
+from llc.paths import check_output_file, check_writable_dir
 from llc.records import Metrics
 from llc.runs import layout
 
@@ -373,8 +374,8 @@ def promote(
         sections.append(sweep_section(list(dict.fromkeys(Path(s) for s in sweeps))))
     _check_asset_names(sections, assets_dir)
     new = splice_readme(old, render_gallery(sections, readme.parent, assets_dir))
-    layout.check_writable_dir(assets_dir, "--assets")
-    layout.check_writable_file(readme, "--readme")
+    check_writable_dir(assets_dir, "--assets")
+    check_output_file(readme, "--readme")
 
     report = PromoteReport()
     for section in sections:

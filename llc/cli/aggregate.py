@@ -37,13 +37,13 @@ def aggregate_command(
         overwrite_problem,
         write_csv,
     )
+    from llc.paths import check_output_file
     from llc.runs import default_runs_root
-    from llc.runs.layout import check_writable_file
 
     root = runs_root if runs_root is not None else default_runs_root()
     if not root.is_dir():
         raise ConfigError(f"runs root not found: {root}")
-    out = check_writable_file(csv_path or default_aggregate_path(root), "--csv")
+    out = check_output_file(csv_path or default_aggregate_path(root), "--csv")
     problem = None if force else overwrite_problem(out)
     if problem is not None:
         raise ConfigError(f"--csv {out}: not replaced, {problem}; give another --csv, or --force")

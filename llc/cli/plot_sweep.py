@@ -39,8 +39,8 @@ def plot_sweep_command(
     """
     from llc.analysis import sweep_plots as sp
     from llc.analysis.aggregate import default_aggregate_path, default_csv_path
+    from llc.paths import check_output_file
     from llc.runs import default_runs_root
-    from llc.runs.layout import check_writable_file
 
     path = csv_path
     if path is None:
@@ -49,7 +49,7 @@ def plot_sweep_command(
         if not path.exists() and default_aggregate_path(root).is_file():
             path = default_aggregate_path(root)
     df = sp.load_sweep_csv(path)
-    target = check_writable_file(out if out is not None else sp.default_out(path, metric, size_col), "--out")
+    target = check_output_file(out if out is not None else sp.default_out(path, metric, size_col), "--out")
     fig = sp.plot_sweep(df, size_col=size_col, metric=metric, samplers=samplers or None,
                         filters=sp.parse_filters(filters), logx=logx, logy=logy, source=path.name,
                         notify=lambda msg: typer.echo(msg, err=True))

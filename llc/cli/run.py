@@ -12,6 +12,7 @@ import yaml
 from llc.cli import app
 from llc.cli.common import ConfigOpt, PresetOpt, RunsDirOpt, SamplerOpt, SetOpt, progress_display
 from llc.config import config_to_dict, resolve_config
+from llc.paths import check_runs_root
 
 
 @app.command("run")
@@ -39,6 +40,7 @@ def run_command(
     if print_config:
         typer.echo(yaml.safe_dump(config_to_dict(cfg), sort_keys=False).rstrip())
         return
+    check_runs_root(runs_dir)
     from llc.runs import run_job
 
     with progress_display(progress and sys.stderr.isatty()) as on_progress:

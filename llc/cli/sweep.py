@@ -104,12 +104,13 @@ def sweep_command(
     written (one row per job). The last line printed is the CSV path. Exit status: 0 when
     every job finished, 1 when some failed / timed out / were cancelled, 130 on Ctrl-C.
     """
-    from llc.runs import default_runs_root
+    from llc.paths import check_output_file, check_runs_root
     from llc.sweeps import run_study_sweep, study_jobs, sweep_executor, sweep_plan
 
     jobs = study_jobs(study, problem_grid=problem_grid, sampler_grid=sampler_grid, seeds=seeds, n_seeds=n_seeds,
                       preset=preset, overrides=set_ or [])
-    runs_root = Path(runs_dir) if runs_dir is not None else default_runs_root()
+    runs_root = check_runs_root(runs_dir)  # before any work: a file or read-only root fails here
+    check_output_file(csv_path, "--csv")
     options = dict(
         workers=workers, timeout=timeout, slurm_partition=slurm_partition, slurm_time=slurm_time,
         slurm_mem=slurm_mem, slurm_cpus=slurm_cpus, slurm_gpus=slurm_gpus, slurm_account=slurm_account,

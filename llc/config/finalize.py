@@ -6,12 +6,48 @@ import dataclasses
 from typing import Any
 
 from llc.config.layering import applicable_keys
-from llc.config.schema import Config, DataConfig, PosteriorConfig, SamplerConfig, TargetConfig
+from llc.config.schema import (
+    MAX_PARAMS,
+    Config,
+    DataConfig,
+    PosteriorConfig,
+    SamplerConfig,
+    TargetConfig,
+)
 from llc.errors import ConfigError
 from llc.samplers.registry import spec_of
 from llc.tempering import erm_nbeta
 
 replace = dataclasses.replace
+
+# The `target.*` keys only some model families read; every other target key applies to every kind.
+# A key that does not apply never enters the run ID with a value of its own (see `canonical_target`).
+TARGET_KEYS_OF_KINDS: dict[str, tuple[str, ...]] = {
+    "dim": ("quadratic",),
+    "curvature_ratio": ("quadratic",),
+    **{key: ("mlp", "dln") for key in ("in_dim", "out_dim", "hidden", "depth", "target_params", "center",
+                                       "teacher_scale", "erm_steps", "erm_tol")},
+    "activation": ("mlp",),  # the DLN's is fixed to identity
+    "bias": ("mlp",),  # the DLN never has biases
+    "rank": ("dln",),
+}
+
+
+def inapplicable_target_keys(kind: str) -> frozenset[str]:
+    """`target.<key>` names that the model family `kind` never reads."""
+    return frozenset(f"target.{key}" for key, kinds in TARGET_KEYS_OF_KINDS.items() if kind not in kinds)
+
+
+def canonical_target(t: TargetConfig) -> TargetConfig:
+    """The quadratic's own keys on an MLP or DLN take their schema defaults, so setting them changes no run ID.
+
+    (The other direction, MLP keys on a quadratic, is handled where presets are known: `resolve_config`
+    ignores a user's value for them, so they keep the preset's value, as every existing run ID has it.)
+    """
+    if t.kind == "quadratic":
+        return t
+    defaults = {f.name: f.default for f in dataclasses.fields(TargetConfig)}
+    return replace(t, dim=defaults["dim"], curvature_ratio=defaults["curvature_ratio"])
 
 
 def mlp_widths_for_params(in_dim: int, out_dim: int, depth: int, target_params: int, bias: bool) -> list[int]:
@@ -43,7 +79,9 @@ def is_linear_in_x(t: TargetConfig) -> bool:
 
 def finalize(cfg: Config, user_keys: set[str]) -> Config:
     """Apply every cross-field check and derived value; `user_keys` are the keys the user set."""
-    t = finalize_target(cfg.target, user_keys)
+    t = canonical_target(finalize_target(cfg.target, user_keys))
+    if count_params(t) > MAX_PARAMS:
+        raise ConfigError(f"target: {count_params(t)} parameters; at most {MAX_PARAMS} (reduce widths or depth)")
     if cfg.data.n < 2:
         raise ConfigError(f"data.n: must be >= 2 (beta = beta0 / log n), got {cfg.data.n}")
     p = finalize_posterior(cfg.posterior, t)

@@ -8,7 +8,7 @@ from typing import Any
 from llc.config.presets import PRESETS
 from llc.config.reading import flatten
 from llc.config.schema import CommonSamplerConfig
-from llc.errors import ConfigError
+from llc.errors import ConfigError, shown
 from llc.samplers.registry import sampler_specs
 
 COMMON_SAMPLER_KEYS = frozenset(f for f in CommonSamplerConfig.__dataclass_fields__)
@@ -27,7 +27,7 @@ def check_preset(name: Any) -> str:
     if not isinstance(name, str):
         raise ConfigError(f"preset: expected a preset name, one of {', '.join(PRESETS)}")
     if name not in PRESETS:
-        raise ConfigError(f"--preset: {name!r} is not a preset; choose one of {', '.join(PRESETS)}")
+        raise ConfigError(f"--preset: {shown(name)} is not a preset; choose one of {', '.join(PRESETS)}")
     return name
 
 
@@ -52,7 +52,7 @@ def check_sampler_keys(user: Mapping[str, Any], sampler: str) -> None:
         if name is not None and name not in allowed:
             users = sorted(s for s, keys in sampler_keys().items() if name in keys)
             raise ConfigError(
-                f"{key} does not apply to sampler {sampler!r} (it applies to: {', '.join(users)}); "
+                f"{key} does not apply to sampler {shown(sampler)} (it applies to: {', '.join(users)}); "
                 f"{sampler} accepts {', '.join(sorted(allowed - {'name'}))}"
             )
 

@@ -12,7 +12,8 @@ def _allowed(meta: dict) -> str:
     if "choices" in meta:
         return ", ".join(meta["choices"])
     parts = []
-    for name, sign in (("gt", ">"), ("min", ">="), ("max", "<="), ("min_each", "each >=")):
+    for name, sign in (("gt", ">"), ("min", ">="), ("max", "<="), ("min_each", "each >="),
+                       ("max_each", "each <="), ("max_len", "length <=")):
         if name in meta:
             parts.append(f"{sign} {meta[name]}")
     return ", ".join(parts)

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from llc.config.coercion import TOP_LEVEL_KEYS, schema_field, validate_key_value
-from llc.config.finalize import finalize
+from llc.config.finalize import finalize, inapplicable_target_keys
 from llc.config.layering import check_preset, check_sampler_keys, default_sampler, preset_layers
 from llc.config.reading import flatten, load_config_file, parse_override
-from llc.config.schema import SECTIONS, Config
+from llc.config.schema import SECTIONS, Config, TargetConfig
 
 
 def resolve_config(
@@ -37,7 +37,12 @@ def resolve_config(
     preset_name = check_preset(preset or file_preset or "quick")
     sampler_name = user.get("sampler.name") or default_sampler(preset_name)
     check_sampler_keys(user, sampler_name)
-    flat = {**preset_layers(preset_name, sampler_name), **user, "sampler.name": sampler_name}
+    layers = preset_layers(preset_name, sampler_name)
+    kind = user.get("target.kind", layers.get("target.kind", TargetConfig.kind))
+    # A target key the model family never reads keeps the value it has without the user's setting,
+    # so it cannot make a second run ID for the same job (target.rank on an MLP stays an error).
+    user = {k: v for k, v in user.items() if k not in inapplicable_target_keys(kind) - {"target.rank"}}
+    flat = {**layers, **user, "sampler.name": sampler_name}
     return _build(flat, user_keys=set(user))
 
 

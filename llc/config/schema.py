@@ -25,25 +25,36 @@ LOSSES = ("gaussian", "mse")
 PRECISIONS = ("float32", "float64")
 FULL_LOSSES = ("data", "moments")
 
+# Bounds on sizes, so that a few characters of input cannot ask for terabytes (checked before anything runs).
+MAX_WIDTH = 65_536  # in_dim, out_dim, each hidden width
+MAX_DEPTH = 100  # hidden layers
+MAX_PARAMS = 100_000_000  # parameters of the resolved model
+MAX_QUADRATIC_DIM = 4096  # the quadratic stores a dim x dim rotation
+MAX_SAMPLES = 100_000_000  # data.n
+MAX_CHAINS = 4096
+MAX_STEPS = 1_000_000_000  # steps, warmup, thinning, erm_steps
+MAX_SEED = 2**32 - 1
+
 
 @dataclass(frozen=True)
 class TargetConfig:
     kind: str = opt("mlp", "Model family: teacher-student MLP, deep linear network, or quadratic.", choices=TARGET_KINDS)
-    in_dim: int = opt(4, "Input dimension (mlp, dln).", gt=0)
-    out_dim: int = opt(1, "Output dimension (mlp, dln).", gt=0)
+    in_dim: int = opt(4, "Input dimension (mlp, dln).", gt=0, max=MAX_WIDTH)
+    out_dim: int = opt(1, "Output dimension (mlp, dln).", gt=0, max=MAX_WIDTH)
     hidden: list[int] | None = opt(
-        None, "Hidden widths, e.g. [64,64]; [] is a single linear layer. Mutually exclusive with depth/target_params.", min_each=1
+        None, "Hidden widths, e.g. [64,64]; [] is a single linear layer. Mutually exclusive with depth/target_params.", min_each=1,
+        max_each=MAX_WIDTH, max_len=MAX_DEPTH,
     )
-    depth: int | None = opt(None, "Number of equal hidden layers; width inferred from target_params.", min=0)
-    target_params: int | None = opt(None, "Approximate parameter count used with depth.", gt=0)
+    depth: int | None = opt(None, "Number of equal hidden layers; width inferred from target_params.", min=0, max=MAX_DEPTH)
+    target_params: int | None = opt(None, "Approximate parameter count used with depth.", gt=0, max=MAX_PARAMS)
     activation: str = opt("relu", "Hidden activation (mlp).", choices=ACTIVATIONS)
     bias: bool = opt(True, "Use biases in the MLP (the DLN never has biases).")
-    rank: int | None = opt(None, "dln: rank of the teacher's product matrix (default: smallest width).", min=0)
+    rank: int | None = opt(None, "dln: rank of the teacher's product matrix (default: smallest width).", min=0, max=MAX_WIDTH)
     center: str = opt("erm", "Centre w* of the localized posterior: ERM solution or the teacher.", choices=CENTERS)
     teacher_scale: float = opt(1.0, "Scale of the teacher's random weights (relative to 1/sqrt(fan_in)).", gt=0)
-    dim: int = opt(20, "quadratic: number of parameters d.", gt=0)
+    dim: int = opt(20, "quadratic: number of parameters d.", gt=0, max=MAX_QUADRATIC_DIM)
     curvature_ratio: float = opt(1000.0, "quadratic: ratio of the largest to smallest curvature eigenvalue.", min=1)
-    erm_steps: int = opt(5000, "Maximum optimizer steps when training to w*.", gt=0)
+    erm_steps: int = opt(5000, "Maximum optimizer steps when training to w*.", gt=0, max=MAX_STEPS)
     erm_tol: float | None = opt(
         None,
         "Gradient-norm tolerance that declares ERM converged. Default sqrt(gamma)/(n beta), which bounds the "
@@ -54,7 +65,7 @@ class TargetConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    n: int = opt(1000, "Number of training samples.", gt=0)
+    n: int = opt(1000, "Number of training samples.", gt=0, max=MAX_SAMPLES)
     x_dist: str = opt("gauss_iso", "Input distribution.", choices=X_DISTS)
     noise: str = opt("gauss", "Label-noise model.", choices=NOISES)
     noise_scale: float = opt(0.1, "Noise scale sigma; the likelihood is Gaussian with this sigma.", gt=0)
@@ -82,15 +93,15 @@ class CommonSamplerConfig:
     """The `sampler.*` keys every sampler has; each sampler's own keys come from its spec."""
 
     name: str = opt("sgld", "Sampler.")
-    chains: int = opt(4, "Number of chains, vectorised with jax.vmap.", gt=0)
-    steps: int = opt(2000, "Sampling steps per chain after warm-up.", gt=0)
-    warmup: int = opt(200, "Warm-up / adaptation steps per chain (discarded).", min=0)
+    chains: int = opt(4, "Number of chains, vectorised with jax.vmap.", gt=0, max=MAX_CHAINS)
+    steps: int = opt(2000, "Sampling steps per chain after warm-up.", gt=0, max=MAX_STEPS)
+    warmup: int = opt(200, "Warm-up / adaptation steps per chain (discarded).", min=0, max=MAX_STEPS)
     step_size: float | None = opt(
         None,
         "Step size (SGLD: h in w += h*grad + sqrt(2h)*xi; SGHMC: eps). Default per sampler and preset.",
         gt=0,
     )
-    thinning: int = opt(1, "Keep every k-th draw.", gt=0)
+    thinning: int = opt(1, "Keep every k-th draw.", gt=0, max=MAX_STEPS)
     init_jitter: float = opt(0.0, "Std of Gaussian jitter added to w* to start each chain.", min=0)
 
 
@@ -133,7 +144,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     posterior: PosteriorConfig = field(default_factory=PosteriorConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
-    seed: int = opt(0, TOP_LEVEL_HELP["seed"], min=0)
+    seed: int = opt(0, TOP_LEVEL_HELP["seed"], min=0, max=MAX_SEED)
     precision: str = opt("float64", TOP_LEVEL_HELP["precision"], choices=PRECISIONS)
 
 

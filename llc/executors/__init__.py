@@ -6,10 +6,11 @@ All of them run `llc.executors.job.execute(payload)`, which calls `llc.runs.run_
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
-from llc.errors import ConfigError
+from llc.errors import ConfigError, shown
 from llc.executors.base import (
     FINAL_STATES,
     OK_STATES,
@@ -33,8 +34,11 @@ def make_executor(backend: Backend | str, runs_root: str | Path, sweep_id: str, 
     try:
         backend = Backend(backend)
     except ValueError:
-        raise ConfigError(f"--backend: {backend!r} is not a backend; choose one of {', '.join(BACKENDS)}") from None
+        raise ConfigError(f"--backend: {shown(backend)} is not a backend; choose one of {', '.join(BACKENDS)}") from None
     opts = {k: v for k, v in options.items() if v is not None}
+    timeout = opts.get("timeout")
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        raise ConfigError(f"--timeout: must be a finite number of seconds > 0, got {shown(timeout)}")
     if backend == Backend.LOCAL:
         from llc.executors.local import LocalExecutor
 

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from llc.errors import ConfigError
 from llc.executors.base import FINAL_STATES, JobStatus
 from llc.runs.layout import write_json_atomic
 
@@ -52,10 +53,22 @@ class Manifest:
             os.close(fd)  # releases the lock
 
     def read(self) -> dict[str, Any] | None:
+        """The manifest, or None when there is none; a damaged one is a ConfigError naming the file and the fix."""
         try:
-            return json.loads(self.path.read_text())
+            data = json.loads(self.path.read_text())
         except FileNotFoundError:
             return None
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise self._damaged(type(exc).__name__) from None
+        if not isinstance(data, dict) or not isinstance(data.get("jobs", {}), dict):
+            raise self._damaged("not a JSON object with a `jobs` object")
+        return data
+
+    def _damaged(self, why: str) -> ConfigError:
+        return ConfigError(
+            f"sweep manifest {self.path} is damaged ({why}); delete it and rerun the sweep: finished runs are "
+            "found in the runs root again, only this sweep's bookkeeping (attempts, backend IDs) is lost"
+        )
 
     def _modify(self, change) -> dict[str, Any]:
         with self._locked():

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from llc.errors import ConfigError, LLCError
+from llc.errors import ConfigError, LLCError, shown
 from llc.executors.base import (
     ErrorKind,
     Executor,
@@ -50,7 +50,7 @@ def validate_gpu(value: str | None) -> str | None:
     match = GPU_RE.match(value.strip())
     gpu = match.group("type").upper() if match else value
     if not match or gpu not in MODAL_GPUS:
-        raise ConfigError(f"--modal-gpu: {value!r} is not a Modal GPU type; choose one of {', '.join(MODAL_GPUS)} "
+        raise ConfigError(f"--modal-gpu: {shown(value)} is not a Modal GPU type; choose one of {', '.join(MODAL_GPUS)} "
                           "(optionally with a count, e.g. H100:2)")
     count = match.group("count")
     if count is not None and not 1 <= int(count) <= 8:
@@ -137,7 +137,7 @@ def bring_back(runs_root: str | Path, run_id: str, files: dict[str, bytes], repl
         raise LLCError(f"Modal returned run {run_id} without metrics.json")
     for name in files:
         if not FILE_RE.match(name) or ".." in name:
-            raise LLCError(f"Modal returned a file with an unsafe name: {name!r}")
+            raise LLCError(f"Modal returned a file with an unsafe name: {shown(name)}")
     final = Path(runs_root) / run_id
     staged = new_staging_dir(runs_root, run_id)
     try:

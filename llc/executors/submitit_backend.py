@@ -29,7 +29,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from llc.errors import ConfigError, LLCError
+from llc.errors import ConfigError, LLCError, shown
 from llc.executors.base import (
     ErrorKind,
     Executor,
@@ -81,7 +81,7 @@ class SubmititExecutor(Executor):
         if time_min < 1:
             raise ConfigError(f"--slurm-time: minutes must be >= 1, got {time_min}")
         if mem is not None and not MEM_RE.match(mem):
-            raise ConfigError(f"--slurm-mem: {mem!r} is not a SLURM memory size; use e.g. 4G or 8000M")
+            raise ConfigError(f"--slurm-mem: {shown(mem)} is not a SLURM memory size; use e.g. 4G or 8000M")
         if cpus is not None and cpus < 1:
             raise ConfigError(f"--slurm-cpus: must be >= 1, got {cpus}")
         if gpus is not None and gpus < 0:
@@ -89,7 +89,7 @@ class SubmititExecutor(Executor):
         if gpu_mode is None:
             gpu_mode = "vectorized" if gpus else "sequential"
         if gpu_mode not in GPU_MODES:
-            raise ConfigError(f"--gpu-mode: {gpu_mode!r} is not allowed; choose one of {', '.join(GPU_MODES)}")
+            raise ConfigError(f"--gpu-mode: {shown(gpu_mode)} is not allowed; choose one of {', '.join(GPU_MODES)}")
         if gpu_mode == "sequential" and gpus:
             raise ConfigError("--gpu-mode sequential runs on CPUs; drop --slurm-gpus or use --gpu-mode vectorized")
         if gpu_mode == "vectorized" and gpus is None:

@@ -62,6 +62,7 @@ def run_sweep(
     runs_root = Path(runs_root)
     sid = sweep_id(jobs)
     manifest = Manifest(runs_root, sid)
+    manifest.read()  # a damaged manifest stops the sweep here, before anything is written
     statuses = plan(jobs, runs_root, force)
     meta = {"study": source, "runs_root": str(runs_root.resolve()), "force": force, "executor": executor.describe(),
             "n_jobs": len(jobs)}

@@ -213,42 +213,6 @@ def atomic_path(path: str | Path, suffix: str = "", mode: int | None = None) -> 
         raise
 
 
-def _nearest_existing(path: Path) -> Path:
-    path = path.absolute()
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
-def check_writable_dir(path: str | Path, what: str) -> Path:
-    """ConfigError (one line) unless files can be created in directory `path` (made if missing).
-
-    Checked before any work, so a read-only root or a file in the way fails at once, not after it.
-    """
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"{what} {path} is not a directory")
-    _check_base(path, path, what)
-    return path
-
-
-def _check_base(folder: Path, shown: Path, what: str) -> None:
-    base = _nearest_existing(folder)
-    if not base.is_dir():
-        raise ConfigError(f"{what} {shown}: {base} is a file, not a directory")
-    if not os.access(base, os.W_OK | os.X_OK):
-        raise ConfigError(f"{what} {shown}: cannot write into {base} (read-only or no permission)")
-
-
-def check_writable_file(path: str | Path, what: str) -> Path:
-    """ConfigError (one line) unless `path` can be written as a file: not a directory, folder writable."""
-    path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"{what} {path} is a directory; give a file name")
-    _check_base(path.parent, path, what)
-    return path
-
-
 def write_bytes_atomic(path: str | Path, data: bytes, mode: int | None = None) -> None:
     with atomic_path(path, mode=mode) as tmp, tmp.open("wb") as fh:
         fh.write(data)

@@ -17,12 +17,12 @@ if TYPE_CHECKING:
 
 
 def build_sampler(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
-    from llc.errors import ConfigError
+    from llc.errors import ConfigError, shown
     from llc.samplers.registry import sampler_specs
 
     specs = sampler_specs()
     if cfg.name not in specs:
-        raise ConfigError(f"sampler.name: {cfg.name!r} is not implemented; available: {', '.join(specs)}")
+        raise ConfigError(f"sampler.name: {shown(cfg.name)} is not implemented; available: {', '.join(specs)}")
     return specs[cfg.name].build(posterior, cfg)
 
 

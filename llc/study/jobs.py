@@ -19,6 +19,8 @@ from llc.runs import family_id, run_id
 from llc.runs.layout import cache_miss_reason
 from llc.study.spec import ProblemSpec, SamplerSpec, Study
 
+MAX_JOBS = 20_000  # jobs of one sweep (100 000 resolved jobs peak at ~410 MB): checked before any is resolved
+
 
 @dataclass(frozen=True)
 class Job:
@@ -94,6 +96,12 @@ def expand_jobs(study: Study) -> list[Job]:
     Raises `ConfigError` (naming the entry) if any job cannot be resolved, or if two jobs
     resolve to the same configuration (they would be the same run).
     """
+    n_jobs = len(study.problems) * len(study.samplers) * len(study.seeds)
+    if n_jobs > MAX_JOBS:
+        raise ConfigError(
+            f"{study.source}: {len(study.problems)} problems x {len(study.samplers)} samplers x {len(study.seeds)} "
+            f"seeds = {n_jobs} jobs; at most {MAX_JOBS} in one sweep (split it into several studies)"
+        )
     _check_parts(study)
     jobs: list[Job] = []
     by_run: dict[str, str] = {}

@@ -8,7 +8,6 @@ Read from a YAML file (`study.yaml`, through `yaml.safe_load` only) and/or from 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,14 +16,16 @@ from typing import Any
 
 from llc.config import PRESETS, parse_override
 from llc.config.coercion import validate_key_value
-from llc.config.reading import flatten, safe_load_file
-from llc.errors import ConfigError
+from llc.config.reading import MAX_INPUT_BYTES, flatten, load_json, read_input_file, safe_load_file
+from llc.config.schema import MAX_SEED
+from llc.errors import ConfigError, shown
 from llc.samplers.registry import sampler_names
 
 STUDY_KEYS = ("base", "problems", "samplers", "seeds", "description")
 BASE_KEYS = ("preset", "set")
 PROBLEM_KEYS = ("name", "set")
 SAMPLER_ENTRY_KEYS = ("sampler", "name", "set")
+MAX_SEEDS = 10_000  # seeds of one study; `--n-seeds 1000000000` stops here, before anything is built
 
 # Names label jobs in the manifest and the CSV. They never become paths, but they are
 # checked as if they could: no separators, no '..', nothing a shell or a CSV reader chokes on.
@@ -62,11 +63,11 @@ class Study:
 
 
 def load_study_file(path: str | Path) -> dict[str, Any]:
-    """Read a study YAML file (safe_load only); errors name the file and line."""
+    """Read a study YAML file (safe, strict loading); errors name the file and line. An empty study is an error."""
     path = Path(path)
     data = safe_load_file(path, str(path), f"study file not found: {path}")
-    if data is None:
-        return {}
+    if data is None or data == {}:
+        raise ConfigError(f"{path}: the study is empty; give at least `problems` or `samplers` (see study.yaml)")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with keys {', '.join(STUDY_KEYS)}")
     return data
@@ -80,22 +81,16 @@ def parse_grid(text: str, option: str) -> tuple[list[Any], str]:
     stripped = text.strip()
     source = option
     if stripped[:1] in ("[", "{"):
+        if len(stripped) > MAX_INPUT_BYTES:
+            raise ConfigError(f"{option}: inline JSON larger than {MAX_INPUT_BYTES} bytes")
         raw = stripped
     else:
         path = Path(text)
-        if not path.is_file():
-            raise ConfigError(
-                f"{option}: {text!r} is neither inline JSON (a list like '[{{\"name\": ...}}]') nor an existing file"
-            )
-        try:
-            raw = path.read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{option} {path}: cannot read: {exc}") from None
         source = f"{option} {path}"
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        missing = (f"{option}: {shown(text)} is neither inline JSON (a list like '[{{\"name\": ...}}]') "
+                   "nor an existing file")
+        raw = read_input_file(path, source, missing)
+    value = load_json(raw, source)
     if not isinstance(value, list):
         raise ConfigError(f"{source}: expected a JSON list of objects, got {type(value).__name__}")
     return value, f"{source}:"
@@ -106,9 +101,11 @@ def parse_seeds(text: str) -> list[int]:
     seeds = []
     for item in text.split(","):
         item = item.strip()
-        if not item.isdigit():
-            raise ConfigError(f"--seeds: {item!r} is not a non-negative integer; use e.g. --seeds 0,1,2")
+        if not (item.isascii() and item.isdigit()) or len(item) > len(str(MAX_SEED)):
+            raise ConfigError(f"--seeds: {shown(item)} is not a non-negative integer (at most {MAX_SEED}); use e.g. --seeds 0,1,2")
         seeds.append(int(item))
+    if len(seeds) > MAX_SEEDS:
+        raise ConfigError(f"--seeds: {len(seeds)} seeds; at most {MAX_SEEDS}")
     return seeds
 
 
@@ -117,10 +114,10 @@ def parse_seeds(text: str) -> list[int]:
 
 def _check_name(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value:
-        raise ConfigError(f"{where}: expected a non-empty string, got {value!r}")
+        raise ConfigError(f"{where}: expected a non-empty string, got {shown(value)}")
     if "/" in value or "\\" in value or ".." in value or not NAME_RE.match(value):
         raise ConfigError(
-            f"{where}: {value!r} is not allowed: names are 1-64 letters, digits and . _ + = - "
+            f"{where}: {shown(value)} is not allowed: names are 1-64 letters, digits and . _ + = - "
             "(no path separators, no '..', not starting with a dot)"
         )
     return value
@@ -129,7 +126,7 @@ def _check_name(value: Any, where: str) -> str:
 def _check_keys(entry: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
     for key in entry:
         if key not in allowed:
-            raise ConfigError(f"{where}: unknown key {key!r}; allowed: {', '.join(allowed)}")
+            raise ConfigError(f"{where}: unknown key {shown(key)}; allowed: {', '.join(allowed)}")
 
 
 def _check_set(value: Any, where: str, kind: str) -> dict[str, Any]:
@@ -177,7 +174,7 @@ def _entries(entries: Any, where: str, keys: Sequence[str]) -> Iterator[tuple[in
     for i, entry in enumerate(_check_list(entries, where)):
         here = _item(where, i)
         if not isinstance(entry, Mapping):
-            raise ConfigError(f"{here}: expected an object with keys {', '.join(keys)}; got {entry!r}")
+            raise ConfigError(f"{here}: expected an object with keys {', '.join(keys)}; got {shown(entry)}")
         _check_keys(entry, keys, here)
         yield i, here, entry
 
@@ -190,7 +187,7 @@ def _problems(entries: Any, where: str) -> tuple[ProblemSpec, ...]:
             raise ConfigError(f"{here}: missing 'name'")
         name = _check_name(entry["name"], f"{here}.name")
         if name in seen:
-            raise ConfigError(f"{here}.name: duplicate problem name {name!r} (also {_item(where, seen[name])})")
+            raise ConfigError(f"{here}.name: duplicate problem name {shown(name)} (also {_item(where, seen[name])})")
         seen[name] = i
         out.append(ProblemSpec(name=name, set=_check_set(entry.get("set"), f"{here}.set", "problem"), where=here))
     return tuple(out)
@@ -204,7 +201,7 @@ def _samplers(entries: Any, where: str) -> tuple[SamplerSpec, ...]:
             raise ConfigError(f"{here}: missing 'sampler' (one of {', '.join(names)})")
         sampler = entry["sampler"]
         if sampler not in names:
-            raise ConfigError(f"{here}.sampler: {sampler!r} is not a sampler; choose one of {', '.join(names)}")
+            raise ConfigError(f"{here}.sampler: {shown(sampler)} is not a sampler; choose one of {', '.join(names)}")
         label = _check_name(entry["name"], f"{here}.name") if "name" in entry else None
         raw.append((i, here, sampler, label, _check_set(entry.get("set"), f"{here}.set", "sampler")))
 
@@ -226,7 +223,7 @@ def _samplers(entries: Any, where: str) -> tuple[SamplerSpec, ...]:
                 label = sampler
         if label in seen:
             raise ConfigError(
-                f"{here}: duplicate sampler label {label!r} (also {_item(where, seen[label])}); give each entry a distinct `name`"
+                f"{here}: duplicate sampler label {shown(label)} (also {_item(where, seen[label])}); give each entry a distinct `name`"
             )
         seen[label] = i
         out.append(SamplerSpec(label=label, sampler=sampler, set=settings, where=here))
@@ -235,19 +232,21 @@ def _samplers(entries: Any, where: str) -> tuple[SamplerSpec, ...]:
 
 def _seeds(value: Any, where: str) -> tuple[int, ...]:
     if isinstance(value, bool):
-        raise ConfigError(f"{where}: expected a list of seeds or a count, got {value!r}")
+        raise ConfigError(f"{where}: expected a list of seeds or a count, got {shown(value)}")
     if isinstance(value, int):
-        if value < 1:
-            raise ConfigError(f"{where}: a seed count must be >= 1, got {value}")
+        if not 1 <= value <= MAX_SEEDS:
+            raise ConfigError(f"{where}: a seed count must be >= 1 and at most {MAX_SEEDS}, got {shown(value)}")
         return tuple(range(value))
     if not isinstance(value, list):
-        raise ConfigError(f"{where}: expected a list of seeds (e.g. [0, 1, 2]) or a count (e.g. 3), got {value!r}")
+        raise ConfigError(f"{where}: expected a list of seeds (e.g. [0, 1, 2]) or a count (e.g. 3), got {shown(value)}")
     if not value:
         raise ConfigError(f"{where}: empty list of seeds")
+    if len(value) > MAX_SEEDS:
+        raise ConfigError(f"{where}: {len(value)} seeds; at most {MAX_SEEDS}")
     seen: set[int] = set()
     for i, s in enumerate(value):
-        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
-            raise ConfigError(f"{where}[{i}]: expected a non-negative integer seed, got {s!r}")
+        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED:
+            raise ConfigError(f"{where}[{i}]: expected a non-negative integer seed (at most {MAX_SEED}), got {shown(s)}")
         if s in seen:
             raise ConfigError(f"{where}[{i}]: duplicate seed {s}")
         seen.add(s)
@@ -288,7 +287,7 @@ def build_study(
     preset_name = preset if preset is not None else base.get("preset", "quick")
     if not isinstance(preset_name, str) or preset_name not in PRESETS:
         where = "--preset" if preset is not None else f"{prefix}base.preset"
-        raise ConfigError(f"{where}: {preset_name!r} is not a preset; choose one of {', '.join(PRESETS)}")
+        raise ConfigError(f"{where}: {shown(preset_name)} is not a preset; choose one of {', '.join(PRESETS)}")
     base_set = _check_set(base.get("set"), f"{prefix}base.set", "base")
     for item in overrides:
         key, value = parse_override(item)

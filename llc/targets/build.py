@@ -17,7 +17,7 @@ from llc.hashing import content_hash
 from llc.records import ERMRecord
 from llc.targets import store
 from llc.targets.data import sample_inputs, sample_noise
-from llc.targets.erm import minimize
+from llc.targets.erm import ERMResult, minimize
 from llc.targets.models import Quadratic, dln_model, mlp_model, quadratic_loss, quadratic_model
 from llc.targets.truth import dln_lambda, quadratic_lambda_finite
 from llc.tempering import erm_nbeta
@@ -128,15 +128,23 @@ def _centre(cfg: Config, teacher: jax.Array, loss: Callable[[jax.Array], jax.Arr
         jitter = ERM_JITTER * jax.random.normal(key, teacher.shape, dtype)
         result = minimize(loss, teacher + jitter, cfg.target.erm_tol, cfg.target.erm_steps)
         if not result.converged:
-            raise LLCError(
-                f"ERM did not converge: gradient norm {result.grad_norm:.3g} > target.erm_tol={cfg.target.erm_tol:g} "
-                f"after {result.steps} L-BFGS steps (final loss {result.final_loss:.6g}); raise target.erm_steps, "
-                "loosen target.erm_tol, or use precision=float64"
-            )
+            raise LLCError(erm_failure(cfg, result))
         w_star, steps, final_loss, grad_norm = result.w, result.steps, result.final_loss, result.grad_norm
     erm = ERMRecord(center=cfg.target.center, final_loss=final_loss, grad_norm=grad_norm, steps=steps, converged=True,
                     tol=cfg.target.erm_tol, bias_bound=erm_bias_bound(cfg, grad_norm))
     return w_star, erm
+
+
+def erm_failure(cfg: Config, result: ERMResult) -> str:
+    """The message of an ERM that did not reach its tolerance: only fixes that apply to this run."""
+    fixes = ["raise target.erm_steps", "loosen target.erm_tol"]
+    if cfg.precision != "float64":
+        fixes.append("use precision=float64")
+    fixes.append("or centre the posterior at the teacher (target.center=teacher)")
+    return (
+        f"ERM did not converge: gradient norm {result.grad_norm:.3g} > target.erm_tol={cfg.target.erm_tol:g} "
+        f"after {result.steps} L-BFGS steps (final loss {result.final_loss:.6g}); {', '.join(fixes)}"
+    )
 
 
 def erm_bias_bound(cfg: Config, grad_norm: float) -> float:
