@@ -119,11 +119,12 @@ def test_sigterm_stops_the_sweep_and_its_workers(tmp_path):
     assert run_dirs(runs) == []
 
 
-@pytest.mark.slow  # ~35 s on 2 busy cores: two workers start JAX, one job runs
 @pytest.mark.timeout(300)
 def test_a_worker_killed_mid_job_fails_that_job_and_the_sweep_goes_on(tmp_path):
     """SIGKILL to the worker running seed 0: that job ends failed (infrastructure, WORKER_DIED, a message
-    naming the signal), seed 1 on the other worker finishes, the sweep exits 1 with a summary."""
+    naming the signal), seed 1 on the other worker finishes, the sweep exits 1 with a summary.
+    (The driver can see the worker's pipe close before the process is reaped; the message said
+    "exit code None" then, about one run in three, until local.py waited for the exit status.)"""
     runs = tmp_path / "runs"
     env, gate = gate_env(tmp_path, 0)
     proc, log = start_sweep(tmp_path, runs, env, "--workers", "2", "--n-seeds", "2")
