@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -107,30 +108,121 @@ def test_same_job_in_two_processes_is_bit_identical(tmp_path):
     assert outs[0]["llc_per_chain"] == outs[1]["llc_per_chain"]
 
 
-def test_sigkill_during_sampling_leaves_nothing_complete(tmp_path):
+# Runs `llc ARGS` in a child that stops at one point of run_job (LLC_TEST_HOLD) until it is killed, so a
+# SIGKILL lands there for certain; the test sees the child arrive by the state it leaves on disk.
+#   sampling: no hold; every progress report of the chains goes to the file LLC_TEST_PROGRESS
+#   trace:    the staging directory has config.json, L0.txt and env.json; trace.nc is about to be written
+#   publish:  the staging directory is complete; the rename to RUNS/<run_id> is next
+#   replace:  --force: the old run directory was renamed aside to _tmp/<id>.old.*; the new one is not in place
+HELD_CHILD = """
+import os, shutil, signal, sys
+import llc.runs.job as job, llc.runs.layout as layout
+mode = os.environ["LLC_TEST_HOLD"]
+def hold(*args, **kwargs):
+    signal.pause()
+if mode == "sampling":
+    real_chains = job.run_chains
+    def report(phase, done, total):
+        with open(os.environ["LLC_TEST_PROGRESS"], "a") as fh:
+            fh.write(f"{phase} {done} {total}\\n")
+    job.run_chains = lambda sampler, posterior, cfg, key, on_progress=None: real_chains(
+        sampler, posterior, cfg, key, report)
+elif mode == "trace":
+    job.write_trace = hold
+elif mode == "publish":
+    layout.publish_dir = hold
+elif mode == "replace":
+    real_rmtree = shutil.rmtree
+    def rmtree(path, *args, **kwargs):
+        if ".old." in os.path.basename(str(path)):
+            hold()
+        return real_rmtree(path, *args, **kwargs)
+    shutil.rmtree = rmtree
+sys.argv = ["llc", *sys.argv[1:]]
+from llc.cli import main
+main()
+"""
+
+
+def wait_until(predicate, proc: subprocess.Popen, what: str, timeout: float = 300):
+    """Poll `predicate` (a filesystem condition) until it holds; fail at once if the child exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        if proc.poll() is not None:
+            raise AssertionError(f"the run exited ({proc.returncode}) before {what}: {proc.stderr.read()}")
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def staged(runs: Path, *names: str) -> list[Path]:
+    """Staging directories under RUNS/_tmp holding exactly the files `names` (no atomic-write leftovers)."""
+    tmp = runs / "_tmp"
+    dirs = [d for d in tmp.iterdir() if d.is_dir() and ".old." not in d.name] if tmp.is_dir() else []
+    return [d for d in dirs if sorted(p.name for p in d.iterdir()) == sorted(names)]
+
+
+def run_dirs(runs: Path) -> list[Path]:
+    return [p for p in runs.iterdir() if not p.name.startswith("_")]
+
+
+# ~25-45 s each on 2 cores (the killed run, then the rerun): the rename window and sampling run by default.
+@pytest.mark.parametrize("hold", ["sampling", pytest.param("trace", marks=pytest.mark.slow), "publish",
+                                  pytest.param("replace", marks=pytest.mark.slow)])
+def test_sigkill_leaves_the_run_directory_absent_or_complete(tmp_path, small_run, hold):
+    """SIGKILL while sampling, while the staging directory is half written, just before the rename into
+    place, and (--force) between moving the old run aside and renaming the new one in: RUNS/<run_id> is
+    then absent or a complete run, never partial, and rerunning the job finishes normally."""
+    from llc.runs import layout
+
     runs = tmp_path / "runs"
-    args = ["run", "--set", "sampler.steps=200000", "--set", "data.n=2000", "--no-progress"]
-    env = {**os.environ, "LLC_RUNS_DIR": str(runs)}
-    proc = subprocess.Popen([sys.executable, "-m", "llc", *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    # Wait until sampling has started: the staging directory exists and the target is stored.
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        staged = list((runs / "_tmp").glob("*")) if (runs / "_tmp").exists() else []
-        if (runs / "_targets").exists() and any((runs / "_targets").iterdir()) and not staged:
-            time.sleep(6.0)  # compile (~4 s), then sampling
-            break
-        time.sleep(0.2)
-    assert proc.poll() is None, "the run ended before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    complete = [p for p in runs.iterdir() if not p.name.startswith("_") and (p / "metrics.json").exists()]
-    assert complete == []
-    assert not [p for p in runs.iterdir() if not p.name.startswith("_")], "no run directory may appear"
-    # The rerun (shorter job, same runs root and stored target) finishes normally.
-    proc = run_cli(["run", *SMALL], runs_dir=runs)
-    assert proc.returncode == 0, proc.stderr
-    assert (Path(proc.stdout.strip().splitlines()[-1]) / "metrics.json").is_file()
+    shutil.copytree(small_run[0], runs)  # the stored target and SMALL's finished run
+    old = small_run[1].name
+    progress = tmp_path / "progress.txt"
+    if hold == "replace":
+        args = [*SMALL, "--force"]  # recompute SMALL's run over the finished one
+    else:  # another job of the same target: no ERM, a new run ID
+        steps = "200000" if hold == "sampling" else "300"
+        args = [*SMALL, "--set", f"sampler.steps={steps}"]
+    env = {**os.environ, "LLC_RUNS_DIR": str(runs), "LLC_TEST_HOLD": hold, "LLC_TEST_PROGRESS": str(progress)}
+    proc = subprocess.Popen([sys.executable, "-c", HELD_CHILD, "run", *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        if hold == "sampling":  # a chunk of draws is done and more are to come
+            wait_until(lambda: progress.is_file() and any(
+                line.split()[0] == "sampling" and 0 < int(line.split()[1]) < int(line.split()[2])
+                for line in progress.read_text().splitlines()), proc, "sampling to be under way")
+        elif hold == "trace":
+            wait_until(lambda: staged(runs, "config.json", "L0.txt", "env.json"), proc, "a half-written staging dir")
+        elif hold == "publish":
+            wait_until(lambda: staged(runs, *layout.RUN_FILES), proc, "a complete staging dir")
+        else:
+            wait_until(lambda: list((runs / "_tmp").glob(f"{old}.old.*")) and staged(runs, *layout.RUN_FILES),
+                       proc, "the old run moved aside")
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    for run_dir in run_dirs(runs):  # never partial: each run directory present is a complete run
+        assert layout.is_complete(run_dir), (run_dir, layout.incomplete_reason(run_dir))
+    names = {p.name for p in run_dirs(runs)}
+    assert names == ({old} if hold in ("sampling", "trace", "publish") else set())
+    dead = list((runs / "_tmp").glob(f"*.{proc.pid}.*"))
+    assert hold == "sampling" or dead, "the killed run had a staging directory"
+
+    # The rerun (the same job, or SMALL itself for a shorter sampling one) finishes normally.
+    rerun = [*SMALL] if hold in ("sampling", "replace") else args
+    done = run_cli(["run", *rerun, "--json"], runs_dir=runs)
+    assert done.returncode == 0, done.stderr
+    new = runs / json.loads(done.stdout)["run_id"]
+    assert layout.is_complete(new)
+    assert not list((runs / "_tmp").glob(f"*.{proc.pid}.*")), "the dead run's staging is cleared"
 
 
 def test_minibatch_trace_needs_mixed_positions_to_count_as_converged():

@@ -105,7 +105,7 @@ def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | None
             return value
         if proc is not None and proc.poll() is not None:
             raise AssertionError(f"driver exited ({proc.returncode}) while waiting for {what}: {output()}")
-        time.sleep(0.5)
+        time.sleep(0.1)
     tail = output()[-4000:] if log is not None else ""
     raise AssertionError(f"timed out waiting for {what}" + (f"; driver log:\n{tail}" if tail else ""))
 
@@ -233,7 +233,11 @@ def test_timeout_kills_the_job(tmp_path, llc):
 
 
 def test_ctrl_c_stops_cleanly(tmp_path):
+    """Ctrl-C while seed 0 is mid-run (held there by test_sweep_events' gate) and seed 1 is queued."""
+    from tests.test_sweep_events import gate_env, held
+
     runs = tmp_path / "runs"
+    env, gate = gate_env(tmp_path, 0)
     # Output to files, not pipes: waiting on the driver then cannot hang on a pipe that some other
     # process inherited, and a worker that outlived the driver is reported by the check below.
     # A disposition of SIG_IGN is inherited across exec, and Python installs no KeyboardInterrupt
@@ -241,18 +245,18 @@ def test_ctrl_c_stops_cleanly(tmp_path):
     start = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
              "sys.argv[0] = 'llc'; runpy.run_module('llc', run_name='__main__')")
     args = [sys.executable, "-c", start,
-            *sweep_args(runs, problems(4), [LONG], "--workers", "1", "--n-seeds", "2")]
+            *sweep_args(runs, problems(4), [GOOD], "--workers", "1", "--n-seeds", "2")]
     log = tmp_path / "driver.log"
     parent_sigint = signal.getsignal(signal.SIGINT)
     with log.open("w") as out:
         proc = subprocess.Popen(args, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, text=True,
-                                env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+                                env={**env, "PYTHONFAULTHANDLER": "1"})
     try:
-        running = wait_for(
-            lambda: (runs / "_sweeps").is_dir() and any(s == "running" for s in statuses(only_manifest(runs)).values()),
-            240, "a running job", proc, log)
-        assert running
+        wait_for(lambda: held(gate) and (runs / "_sweeps").is_dir()
+                 and statuses(only_manifest(runs)) == {"w4/sgld/seed0": "running", "w4/sgld/seed1": "pending"},
+                 240, "seed 0 held mid-run", proc, log)
         pids = worker_pids(only_manifest(runs))
+        assert pids == held(gate)
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=60)
@@ -270,7 +274,7 @@ def test_ctrl_c_stops_cleanly(tmp_path):
     data = only_manifest(runs)
     found = statuses(data)
     assert "running" not in found.values()
-    assert sorted(found.values()) in (["cancelled", "pending"], ["cancelled", "done"], ["cancelled", "cancelled"])
+    assert found == {"w4/sgld/seed0": "cancelled", "w4/sgld/seed1": "pending"}
     cancelled = [v for v in data["jobs"].values() if v["status"] == "cancelled"]
     assert all(v["error_kind"] == "interrupted" for v in cancelled)
     # the driver has exited; a terminated worker may need a moment to be reaped
@@ -279,12 +283,20 @@ def test_ctrl_c_stops_cleanly(tmp_path):
 
 
 def test_sigkill_then_resume_runs_only_missing_jobs(tmp_path, llc):
+    """SIGKILL to the driver once seed 0 is done and seed 1 is mid-run (held there by the gate of
+    test_sweep_events, so it cannot finish first): the workers die with the driver, and the resumed
+    sweep (same sweep ID) takes seed 0 from the cache and runs only seed 1."""
+    from tests.test_sweep_events import gate_env, held
+
     runs = tmp_path / "runs"
     args = (problems(4), [GOOD], "--workers", "1", "--n-seeds", "2")
-    proc = sweep_popen(runs, *args)
+    env, gate = gate_env(tmp_path, 1)
+    proc = subprocess.Popen([sys.executable, "-m", "llc", *sweep_args(runs, *args)], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(lambda: (runs / "_sweeps").is_dir() and "done" in statuses(only_manifest(runs)).values(),
-                 300, "a finished job", proc)
+        wait_for(lambda: held(gate) and (runs / "_sweeps").is_dir()
+                 and statuses(only_manifest(runs)) == {"w4/sgld/seed0": "done", "w4/sgld/seed1": "running"},
+                 300, "seed 0 done and seed 1 held mid-run", proc)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -292,18 +304,18 @@ def test_sigkill_then_resume_runs_only_missing_jobs(tmp_path, llc):
             proc.kill()
     before = only_manifest(runs)
     pids = worker_pids(before)
+    assert set(pids) == set(held(gate))  # one worker ran seed 0, then took seed 1
     wait_for(lambda: not any(alive(p) for p in pids), 20, "workers to die with the driver")
     done_before = {k for k, s in statuses(before).items() if s == "done"}
     complete = {p.name for p in runs.iterdir() if (p / "metrics.json").is_file()}
-    assert len(done_before) == 1  # one worker: the second job was running when the driver died
+    assert done_before == {"w4/sgld/seed0"}
     assert {before["jobs"][k]["run_id"] for k in done_before} == complete
 
     proc = llc(sweep_args(runs, *args))
     assert proc.returncode == 0, proc.stderr
     after = only_manifest(runs)
     assert after["sweep_id"] == before["sweep_id"]
-    for key, status in statuses(after).items():
-        assert status == ("cached" if key in done_before else "done"), key
+    assert statuses(after) == {"w4/sgld/seed0": "cached", "w4/sgld/seed1": "done"}
     rows = read_csv(runs / "llc_sweep_results.csv")
     assert len(rows) == 2 and len({r["run_id"] for r in rows}) == 2
     assert sorted(p.name for p in runs.iterdir() if p.name.startswith("sgld-")) == sorted(r["run_id"] for r in rows)
@@ -354,6 +366,11 @@ def test_three_by_three_by_two_sweep_then_cache(tmp_path, llc):
         assert_complete_row(row)
     assert len({r["family_id"] for r in rows}) == 6
 
+    # The rerun is served from the cache: no job is attempted (no worker runs anything), no run directory
+    # is rewritten. (Said by the manifest and the files, not by comparing wall-clock times.)
+    stamps = {p.name: (p.stat().st_ino, (p / "metrics.json").stat().st_mtime_ns) for p in runs.iterdir()
+              if p.name.startswith(tuple(f"{g['sampler']}-" for g in grid))}
+    attempts = {k: v["attempts"] for k, v in only_manifest(runs)["jobs"].items()}
     t0 = time.perf_counter()
     proc = llc(sweep_args(runs, problems(3, 4, 5), grid, "--workers", "2", "--n-seeds", "2"))
     second = time.perf_counter() - t0
@@ -362,5 +379,11 @@ def test_three_by_three_by_two_sweep_then_cache(tmp_path, llc):
     again = read_csv(runs / "llc_sweep_results.csv")
     assert {r["status"] for r in again} == {"cached"}
     assert [r["run_id"] for r in again] == [r["run_id"] for r in rows]
+    data = only_manifest(runs)
+    assert set(statuses(data).values()) == {"cached"}
+    assert {k: v["attempts"] for k, v in data["jobs"].items()} == attempts  # nothing started again
+    assert all(v["started"] is None for v in data["jobs"].values())
+    assert len(stamps) == 18 and stamps == {
+        name: (p.stat().st_ino, (p / "metrics.json").stat().st_mtime_ns)
+        for name, p in ((name, runs / name) for name in stamps)}
     print(f"18 jobs: {first:.0f}s; cached rerun: {second:.1f}s")
-    assert second < first / 3

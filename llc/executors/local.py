@@ -186,7 +186,8 @@ class LocalExecutor(Executor):
                     kind, data = None, None
             elapsed = time.monotonic() - worker.started if worker.started is not None else None
             if kind is None:  # died without an answer (killed, out of memory, segfault)
-                code = worker.proc.exitcode if not worker.proc.is_alive() else None
+                worker.proc.join(timeout=10)  # its pipe can close before it is reaped: wait for the exit status
+                code = worker.proc.exitcode
                 job_id = worker.job_id
                 self._retire(worker)
                 how = f"signal {-code} ({signal.Signals(-code).name})" if code and code < 0 else f"exit code {code}"

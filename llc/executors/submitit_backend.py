@@ -242,7 +242,9 @@ class SubmititExecutor(Executor):
             return JobUpdate(key, JobStatus.CANCELLED, backend_job_id=job_id, state=state, error_kind=ErrorKind.INFRA,
                              error="cancelled in SLURM (scancel or an administrator) before it finished",
                              traceback=log or None)
-        if state == "OUT_OF_MEMORY":
+        # OUT_OF_MEMORY where cgroups enforce --mem; where the accounting poll does (JobAcctGatherParams=
+        # OverMemoryKill) the state is FAILED and only slurmstepd's line in the task's log says why.
+        if state == "OUT_OF_MEMORY" or "exceeded memory limit" in log.lower():
             return JobUpdate(key, JobStatus.FAILED, backend_job_id=job_id, state=state, error_kind=ErrorKind.INFRA,
                              error="SLURM killed the task: out of memory; raise --slurm-mem", traceback=log or None)
         return JobUpdate(key, JobStatus.FAILED, backend_job_id=job_id, state=state, error_kind=ErrorKind.INFRA,
