@@ -145,3 +145,19 @@ def test_records_write_strict_json():
     assert replace(est, rhat=float("nan"), llc_per_chain=(1.5, None)).to_dict()["rhat"] is None
     erm = ERMRecord(center="minimum", final_loss=0.0, grad_norm=0.0, steps=0, converged=True)
     assert erm.to_dict() == {"center": "minimum", "final_loss": 0.0, "grad_norm": 0.0, "steps": 0, "converged": True}
+
+
+def test_replaced_run_left_by_a_killed_process_is_removed(tmp_path):
+    """`publish_dir(replace=True)` moves the old run aside under a staging name; if the process dies before
+    deleting it, the next staging directory of this host removes it (its writer's PID is gone)."""
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    staging = tmp_path / layout.TMP_DIR
+    left = staging / layout.staging_name("sgld-0123456789abcdef-old", pid=dead.pid)
+    left.mkdir(parents=True)
+    (left / layout.METRICS).write_text("{}")
+    fresh = layout.new_staging_dir(tmp_path, "sgld-0123456789abcdef")
+    assert not left.exists() and fresh.is_dir()

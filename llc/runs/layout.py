@@ -279,9 +279,14 @@ def new_staging_dir(runs_root: str | Path, name: str) -> Path:
     staging = Path(runs_root) / TMP_DIR
     staging.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(runs_root)
-    path = staging / f"{name}.{_host_tag()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    path = staging / staging_name(name)
     path.mkdir()
     return path
+
+
+def staging_name(name: str, pid: int | None = None) -> str:
+    """`<name>.<host>.<pid>.<hex>`: what `remove_stale_staging` recognises once `pid` has died."""
+    return f"{name}.{_host_tag()}.{os.getpid() if pid is None else pid}.{uuid.uuid4().hex[:8]}"
 
 
 def publish_dir(staged: Path, final: Path, replace: bool = False) -> bool:
@@ -293,7 +298,8 @@ def publish_dir(staged: Path, final: Path, replace: bool = False) -> bool:
     """
     final.parent.mkdir(parents=True, exist_ok=True)
     if replace and final.exists():
-        trash = staged.parent / f"{final.name}.old.{uuid.uuid4().hex[:8]}"
+        # named like a staging directory, so a process killed before the rmtree leaves nothing for good
+        trash = staged.parent / staging_name(f"{final.name}-old")
         os.rename(final, trash)
         shutil.rmtree(trash, ignore_errors=True)
     try:
