@@ -232,7 +232,8 @@ def test_erm_failure_suggests_float64_only_to_a_float32_run():
     ("mlp", ["target.dim=7", "target.curvature_ratio=3"]),
     ("dln", ["target.dim=7", "target.curvature_ratio=3", "target.activation=tanh", "target.bias=false"]),
     ("quadratic", ["target.in_dim=9", "target.out_dim=3", "target.hidden=[5]", "target.activation=tanh",
-                   "target.center=teacher", "target.teacher_scale=2", "target.erm_steps=7", "target.erm_tol=0.5"]),
+                   "target.center=teacher", "target.teacher_scale=2", "target.erm_steps=7", "target.erm_tol=0.5",
+                   "data.x_dist=heavy_tailed", "data.noise=outliers", "data.noise_scale=3", "posterior.loss=mse"]),
 ])
 @pytest.mark.parametrize("preset", ["quick", "full"])
 def test_target_keys_a_kind_never_reads_do_not_change_the_run_id(kind, extra, preset):

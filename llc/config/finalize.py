@@ -31,11 +31,17 @@ TARGET_KEYS_OF_KINDS: dict[str, tuple[str, ...]] = {
     "bias": ("mlp",),  # the DLN never has biases
     "rank": ("dln",),
 }
+# The quadratic has no data: its loss is closed-form, only data.n (through nβ) is read.
+DATA_KEYS_OF_KINDS: dict[str, tuple[str, ...]] = {
+    "data.x_dist": ("mlp", "dln"), "data.noise": ("mlp", "dln"), "data.noise_scale": ("mlp", "dln"),
+    "posterior.loss": ("mlp", "dln"),
+}
 
 
 def inapplicable_target_keys(kind: str) -> frozenset[str]:
-    """`target.<key>` names that the model family `kind` never reads."""
-    return frozenset(f"target.{key}" for key, kinds in TARGET_KEYS_OF_KINDS.items() if kind not in kinds)
+    """Dotted keys (`target.*`, and the data-model keys) that the model family `kind` never reads."""
+    keys = {f"target.{key}": kinds for key, kinds in TARGET_KEYS_OF_KINDS.items()} | DATA_KEYS_OF_KINDS
+    return frozenset(key for key, kinds in keys.items() if kind not in kinds)
 
 
 def canonical_target(t: TargetConfig) -> TargetConfig:
