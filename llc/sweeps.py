@@ -59,11 +59,13 @@ def study_jobs(
     n_seeds: int | None = None,
     preset: str | None = None,
     overrides: Sequence[str] = (),
+    on_note: Callable[[str], None] | None = None,
 ) -> list[Job]:
     """The jobs of a study file and/or grids, as `llc sweep` resolves them (same run IDs).
 
     `problem_grid` / `sampler_grid` are JSON, inline or a file path; `seeds` items may be
     ints or comma-separated strings ("0,1"); options win over the file (see `build_study`).
+    `on_note` hears each default the study fell back to (e.g. no problems given).
     """
     data = load_study_file(study) if study is not None else None
     pgrid, psrc = parse_grid(problem_grid, "--problem-grid") if problem_grid is not None else (None, "")
@@ -74,6 +76,8 @@ def study_jobs(
         sampler_grid=sgrid, sampler_grid_source=ssrc or "--sampler-grid:",
         seeds=parse_seeds(",".join(str(s) for s in seeds)) if seeds else None, n_seeds=n_seeds,
     )
+    for note in spec.notes if on_note is not None else ():
+        on_note(note)
     return expand_jobs(spec)
 
 

@@ -220,3 +220,18 @@ def test_an_unknown_backend_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="--backend: 'cloud' is not a backend; choose one of local, submitit, modal"):
         make_executor("cloud", tmp_path, "sweep-x")
     assert isinstance(ConfigError("x"), LLCError)
+
+
+def test_a_study_that_falls_back_to_defaults_says_so(tmp_path):
+    """A study naming neither problems nor samplers runs the base problem with SGLD: it is told, on stderr."""
+    from typer.testing import CliRunner
+
+    from llc.cli import app
+
+    study = tmp_path / "s.yaml"
+    study.write_text("description: only a description\n")
+    res = CliRunner().invoke(app, ["sweep", str(study), "--dry-run", "--runs-dir", str(tmp_path / "runs")])
+    assert res.exit_code == 0, res.output
+    assert "note: no problems given: one problem named 'base' (the base configuration)" in res.stderr
+    assert "note: no samplers given: sgld with its preset settings" in res.stderr
+    assert not (tmp_path / "runs").exists()

@@ -108,7 +108,7 @@ def sweep_command(
     from llc.sweeps import run_study_sweep, study_jobs, sweep_executor, sweep_plan
 
     jobs = study_jobs(study, problem_grid=problem_grid, sampler_grid=sampler_grid, seeds=seeds, n_seeds=n_seeds,
-                      preset=preset, overrides=set_ or [])
+                      preset=preset, overrides=set_ or [], on_note=lambda note: echo_err(f"note: {note}"))
     runs_root = check_runs_root(runs_dir)  # before any work: a file or read-only root fails here
     check_output_file(csv_path, "--csv")
     options = dict(
