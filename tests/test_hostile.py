@@ -50,6 +50,9 @@ FILES = {
     "big_seed.yaml": f"problems: [{{name: a}}]\nseeds: [{BIG}]\n",
     "huge_int.yaml": f"sampler:\n  steps: {HUGE}\n",
     "a_file": "not a directory\n",
+    "not_a.png": "plain text, not an image\n",
+    "not_a.csv": "\x00\x01 binary, not a CSV\n",
+    "latin1_readme.md": "caf\xe9 <!-- gallery -->\n",
 }
 
 GRID = '[{"name": "p", "set": {"target.hidden": [2]}}]'
@@ -114,6 +117,23 @@ CASES = {
     "validate --runs-dir is a file": ["validate", "--cases", "linear_10x2", "--samplers", "hmc", "--runs-dir", "{a_file}"],
     "validate long preset": ["validate", "--preset", "q" * 100_000, "--dry-run"],
     "validate long case": ["validate", "--cases", "c" * 100_000, "--dry-run"],
+    # llc analyze: nothing to analyze, or a bad figure list
+    "analyze a missing path": ["analyze", "{dir}/missing"],
+    "analyze a file": ["analyze", "{a_file}"],
+    "analyze an empty folder": ["analyze", "{dir}"],
+    "analyze an unknown figure": ["analyze", "{dir}", "--plots", "rank,bogus"],
+    # llc aggregate
+    "aggregate a missing root": ["aggregate", "{dir}/missing"],
+    "aggregate a root with no runs": ["aggregate", "{dir}"],
+    "aggregate --csv is a directory": ["aggregate", "{dir}", "--csv", "{dir}"],
+    # llc plot-sweep
+    "plot-sweep a missing CSV": ["plot-sweep", "--csv", "{dir}/missing.csv"],
+    "plot-sweep --csv is a directory": ["plot-sweep", "--csv", "{dir}"],
+    "plot-sweep a CSV that is not one": ["plot-sweep", "--csv", "{not_a.csv}"],
+    # llc promote-readme-images
+    "promote a non-PNG sweep figure": ["promote-readme-images", "--sweep", "{not_a.png}", "--readme",
+                                       "{latin1_readme.md}", "--assets", "{dir}/assets"],
+    "promote a missing run dir": ["promote-readme-images", "--run-dir", "{dir}/missing", "--assets", "{dir}/assets"],
 }
 
 # What each message must say (a few; the rest are checked for shape only).
@@ -170,7 +190,7 @@ def workdir(tmp_path, monkeypatch):
     files = tmp_path / "in"
     files.mkdir()
     for name, text in FILES.items():
-        (files / name).write_text(text)
+        (files / name).write_bytes(text.encode("latin-1" if name.startswith("latin1") else "utf-8"))
     (files / "a_dir").mkdir()
     monkeypatch.setenv("LLC_RUNS_DIR", str(runs))
     monkeypatch.chdir(tmp_path)
