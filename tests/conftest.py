@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,24 @@ def write_fake_run(run_dir: Path, config: dict | None = None) -> Path:
     (run_dir / layout.TRACE).write_bytes(layout.HDF5_SIGNATURE + b"\0" * 8)
     (run_dir / layout.METRICS).write_text(json.dumps({"run_id": run_dir.name}))
     return run_dir
+
+
+def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None,
+             log: Path | None = None):
+    """Poll a condition until `predicate()` is truthy and return it (waits on state, never on a fixed
+    delay); fail at the deadline, or at once if `proc` exits first, quoting its output or `log`."""
+    def output() -> str:
+        if log is not None:
+            return log.read_text()
+        return proc.stderr.read() if proc is not None and proc.stderr is not None else ""
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the process exited ({proc.returncode}) while waiting for {what}: {output()}")
+        time.sleep(0.1)
+    tail = output()[-4000:] if log is not None else ""
+    raise AssertionError(f"timed out waiting for {what}" + (f"; driver log:\n{tail}" if tail else ""))

@@ -8,13 +8,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import arviz as az
 import pytest
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, run_cli, wait_for
 
 # data.n=2000: at n=1000 the quick preset's ERM stops at gradient norm 0.0865 > erm_tol 0.069 with the
 # installed jax/optax (main at 7771e83 fails the same way), so no run directory would be written.
@@ -113,7 +112,7 @@ def test_same_job_in_two_processes_is_bit_identical(tmp_path):
 #   sampling: no hold; every progress report of the chains goes to the file LLC_TEST_PROGRESS
 #   trace:    the staging directory has config.json, L0.txt and env.json; trace.nc is about to be written
 #   publish:  the staging directory is complete; the rename to RUNS/<run_id> is next
-#   replace:  --force: the old run directory was renamed aside to _tmp/<id>.old.*; the new one is not in place
+#   replace:  --force: the old run directory was renamed aside to _tmp/<id>-old.*; the new one is not in place
 HELD_CHILD = """
 import os, shutil, signal, sys
 import llc.runs.job as job, llc.runs.layout as layout
@@ -134,7 +133,7 @@ elif mode == "publish":
 elif mode == "replace":
     real_rmtree = shutil.rmtree
     def rmtree(path, *args, **kwargs):
-        if ".old." in os.path.basename(str(path)):
+        if "-old." in os.path.basename(str(path)):
             hold()
         return real_rmtree(path, *args, **kwargs)
     shutil.rmtree = rmtree
@@ -144,23 +143,10 @@ main()
 """
 
 
-def wait_until(predicate, proc: subprocess.Popen, what: str, timeout: float = 300):
-    """Poll `predicate` (a filesystem condition) until it holds; fail at once if the child exits."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        if proc.poll() is not None:
-            raise AssertionError(f"the run exited ({proc.returncode}) before {what}: {proc.stderr.read()}")
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def staged(runs: Path, *names: str) -> list[Path]:
     """Staging directories under RUNS/_tmp holding exactly the files `names` (no atomic-write leftovers)."""
     tmp = runs / "_tmp"
-    dirs = [d for d in tmp.iterdir() if d.is_dir() and ".old." not in d.name] if tmp.is_dir() else []
+    dirs = [d for d in tmp.iterdir() if d.is_dir() and "-old." not in d.name] if tmp.is_dir() else []
     return [d for d in dirs if sorted(p.name for p in d.iterdir()) == sorted(names)]
 
 
@@ -191,16 +177,16 @@ def test_sigkill_leaves_the_run_directory_absent_or_complete(tmp_path, small_run
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         if hold == "sampling":  # a chunk of draws is done and more are to come
-            wait_until(lambda: progress.is_file() and any(
+            wait_for(lambda: progress.is_file() and any(
                 line.split()[0] == "sampling" and 0 < int(line.split()[1]) < int(line.split()[2])
-                for line in progress.read_text().splitlines()), proc, "sampling to be under way")
+                for line in progress.read_text().splitlines()), 300, "sampling to be under way", proc)
         elif hold == "trace":
-            wait_until(lambda: staged(runs, "config.json", "L0.txt", "env.json"), proc, "a half-written staging dir")
+            wait_for(lambda: staged(runs, "config.json", "L0.txt", "env.json"), 300, "a half-written staging dir", proc)
         elif hold == "publish":
-            wait_until(lambda: staged(runs, *layout.RUN_FILES), proc, "a complete staging dir")
+            wait_for(lambda: staged(runs, *layout.RUN_FILES), 300, "a complete staging dir", proc)
         else:
-            wait_until(lambda: list((runs / "_tmp").glob(f"{old}.old.*")) and staged(runs, *layout.RUN_FILES),
-                       proc, "the old run moved aside")
+            wait_for(lambda: list((runs / "_tmp").glob(f"{old}-old.*")) and staged(runs, *layout.RUN_FILES),
+                     300, "the old run moved aside", proc)
         assert proc.poll() is None
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)

@@ -12,13 +12,12 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from llc.errors import ConfigError
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, run_cli, wait_for
 
 # The same tiny jobs as the local tests.
 TINY = ["--set", "sampler.steps=200", "--set", "sampler.warmup=20", "--set", "data.n=500", "--set", "sampler.chains=2"]
@@ -134,18 +133,6 @@ def _squeue(job_id: str) -> str:
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
-def _wait(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"the sweep exited ({proc.returncode}) while waiting for {what}")
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def _manifest_job(runs: Path, key: str) -> dict | None:
     paths = list((runs / "_sweeps").glob("sweep-*.json")) if (runs / "_sweeps").is_dir() else []
     return json.loads(paths[0].read_text())["jobs"].get(key) if paths else None
@@ -168,7 +155,7 @@ def test_cancelled_job(tmp_path):
         proc = subprocess.Popen(_long_sweep(runs, "--slurm-time", "10"), cwd=REPO, stdout=out,
                                 stderr=subprocess.STDOUT, text=True)
     try:
-        job = _wait(lambda: (j := _manifest_job(runs, "long/sgld/seed0")) and j["status"] == "running" and j,
+        job = wait_for(lambda: (j := _manifest_job(runs, "long/sgld/seed0")) and j["status"] == "running" and j,
                     300, "the manifest to say running", proc)
         job_id = job["backend_job_id"]
         assert _squeue(job_id) == "RUNNING" and job["state"] == "RUNNING"
@@ -179,7 +166,7 @@ def test_cancelled_job(tmp_path):
             proc.kill()
             proc.wait()
     assert proc.returncode == 1, log.read_text()
-    _wait(lambda: _squeue(job_id) == "", 120, "SLURM to drop the cancelled job from its queue (after COMPLETING)")
+    wait_for(lambda: _squeue(job_id) == "", 120, "SLURM to drop the cancelled job from its queue (after COMPLETING)")
     state, _ = _sacct(job_id)
     assert state.startswith("CANCELLED"), state
     job = _manifest_job(runs, "long/sgld/seed0")

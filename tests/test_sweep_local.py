@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, wait_for
 
 # Tiny jobs: compile time dominates; each takes ~10 s on an idle CPU.
 TINY = ["--set", "sampler.steps=200", "--set", "sampler.warmup=20", "--set", "data.n=500", "--set", "sampler.chains=2"]
@@ -90,24 +90,6 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None,
-             log: Path | None = None):
-    """Poll until `predicate()` is truthy; fail early if the driver exits, quoting its output."""
-    def output() -> str:
-        if log is not None:
-            return log.read_text()
-        return proc.stderr.read() if proc is not None and proc.stderr is not None else ""
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"driver exited ({proc.returncode}) while waiting for {what}: {output()}")
-        time.sleep(0.1)
-    tail = output()[-4000:] if log is not None else ""
-    raise AssertionError(f"timed out waiting for {what}" + (f"; driver log:\n{tail}" if tail else ""))
 
 
 def alive(pid: int) -> bool:
