@@ -330,7 +330,7 @@ def test_two_sweeps_at_once_on_one_runs_root(tmp_path, llc):
     assert not list((runs / "_tmp").iterdir())
     proc = llc(["aggregate", str(runs)])
     assert proc.returncode == 0, proc.stderr
-    assert len(read_csv(runs / "llc_sweep_results.csv")) == 3
+    assert len(read_csv(runs / "llc_aggregate.csv")) == 3  # aggregate leaves the sweeps' CSVs alone
 
 
 @pytest.mark.slow
