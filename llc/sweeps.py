@@ -46,6 +46,7 @@ from llc.study import (
     parse_seeds,
     sweep_id,
 )
+from llc.study.spec import NOTE_NO_PROBLEMS, NOTE_NO_SAMPLERS
 
 Echo = Callable[[str], None]
 
@@ -65,7 +66,8 @@ def study_jobs(
 
     `problem_grid` / `sampler_grid` are JSON, inline or a file path; `seeds` items may be
     ints or comma-separated strings ("0,1"); options win over the file (see `build_study`).
-    `on_note` hears each default the study fell back to (e.g. no problems given).
+    `on_note` hears the defaults a study fell back to when it named neither problems nor samplers
+    (it then runs only the default job, which a user may not have meant).
     """
     data = load_study_file(study) if study is not None else None
     pgrid, psrc = parse_grid(problem_grid, "--problem-grid") if problem_grid is not None else (None, "")
@@ -76,8 +78,9 @@ def study_jobs(
         sampler_grid=sgrid, sampler_grid_source=ssrc or "--sampler-grid:",
         seeds=parse_seeds(",".join(str(s) for s in seeds)) if seeds else None, n_seeds=n_seeds,
     )
-    for note in spec.notes if on_note is not None else ():
-        on_note(note)
+    if on_note is not None and {NOTE_NO_PROBLEMS, NOTE_NO_SAMPLERS} <= set(spec.notes):
+        for note in spec.notes:
+            on_note(note)
     return expand_jobs(spec)
 
 

@@ -24,6 +24,8 @@ from llc.samplers.registry import sampler_names
 STUDY_KEYS = ("base", "problems", "samplers", "seeds", "description")
 BASE_KEYS = ("preset", "set")
 PROBLEM_KEYS = ("name", "set")
+NOTE_NO_PROBLEMS = "no problems given: one problem named 'base' (the base configuration)"
+NOTE_NO_SAMPLERS = "no samplers given: sgld with its preset settings"
 SAMPLER_ENTRY_KEYS = ("sampler", "name", "set")
 MAX_SEEDS = 10_000  # seeds of one study; `--n-seeds 1000000000` stops here, before anything is built
 
@@ -299,7 +301,7 @@ def build_study(
         problems = _problems(data["problems"], f"{prefix}problems")
     else:
         problems = (ProblemSpec(name="base", set={}, where="base"),)
-        notes.append("no problems given: one problem named 'base' (the base configuration)")
+        notes.append(NOTE_NO_PROBLEMS)
 
     if sampler_grid is not None:
         samplers = _samplers(sampler_grid, sampler_grid_source)
@@ -307,7 +309,7 @@ def build_study(
         samplers = _samplers(data["samplers"], f"{prefix}samplers")
     else:
         samplers = _samplers([{"sampler": "sgld"}], "default samplers")
-        notes.append("no samplers given: sgld with its preset settings")
+        notes.append(NOTE_NO_SAMPLERS)
 
     if seeds is not None and n_seeds is not None:
         raise ConfigError("--seeds and --n-seeds are mutually exclusive; give one")
