@@ -26,7 +26,8 @@ def finite_chains(loss: np.ndarray, theta: np.ndarray | None = None) -> np.ndarr
     return ok
 
 
-def _finite(value: float | None) -> bool:
+def is_finite_number(value: object) -> bool:
+    """A real number that is finite (None, NaN and inf are not)."""
     return isinstance(value, int | float) and math.isfinite(value)
 
 
@@ -39,16 +40,16 @@ def convergence_failures(rhat: float | None, ess_bulk: float | None, n_chains_us
     largest R̂ of the θ projections ≤ RHAT_MAX too. R̂ needs two chains with varying draws.
     """
     failures = []
-    if not _finite(rhat):
+    if not is_finite_number(rhat):
         failures.append("loss R̂ undefined" + (" (one finite chain)" if n_chains_used < 2 else ""))
     elif rhat > RHAT_MAX:
         failures.append(f"loss R̂ {rhat:.3f} > {RHAT_MAX}")
     need = ESS_PER_CHAIN_MIN * n_chains_used
-    if not (_finite(ess_bulk) and ess_bulk >= need):
-        ess = f"{ess_bulk:.0f}" if _finite(ess_bulk) else "undefined"
+    if not (is_finite_number(ess_bulk) and ess_bulk >= need):
+        ess = f"{ess_bulk:.0f}" if is_finite_number(ess_bulk) else "undefined"
         failures.append(f"ESS {ess} < {need} ({ESS_PER_CHAIN_MIN} per chain)")
     if loss_trace == "batch":
-        if not _finite(rhat_theta):
+        if not is_finite_number(rhat_theta):
             failures.append("R̂(θ) undefined")
         elif rhat_theta > RHAT_MAX:
             failures.append(f"R̂(θ) {rhat_theta:.3f} > {RHAT_MAX}")

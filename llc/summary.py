@@ -8,15 +8,13 @@ minibatch losses and are labelled so.
 
 from __future__ import annotations
 
-import math
-
-from llc.estimator import convergence_failures
+from llc.estimator import convergence_failures, is_finite_number
 from llc.records import Metrics
 
 
 def _num(value: float | None, spec: str) -> str | None:
     """`value` formatted with `spec`, or None for a missing or non-finite value."""
-    if isinstance(value, int | float) and math.isfinite(value):
+    if is_finite_number(value):
         return format(value, spec)
     return None
 

@@ -313,10 +313,9 @@ def run_validation(
     jobs = suite_jobs(samplers, preset, cases)
     executor, on_job = None, None
     if backend is not None or workers is not None:
-        root = Path(runs_root) if runs_root is not None else default_runs_root()
-        executor = sweep_executor(jobs, root, backend or "local", workers=workers, **options)
+        executor = sweep_executor(jobs, runs_root, backend or "local", workers=workers, **options)
         executor.preflight()
-        n_run = count_to_run(jobs, root)
+        n_run = count_to_run(jobs, runs_root)
         if on_message is not None:
             on_message(f"{len(jobs)} validation jobs, {len(jobs) - n_run} cached, {n_run} to run on "
                        f"{backend or 'local'}")

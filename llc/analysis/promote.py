@@ -224,9 +224,7 @@ def run_section(run_dir: str | Path, plots: Sequence[str] = DEFAULT_PLOTS) -> Ga
 
 def _checked_run_id(run_dir: Path, rid: object) -> str:
     """The run id of metrics.json, which names the asset files: a run id only (no `../x`)."""
-    from llc.runs.ids import RUN_ID_RE
-
-    if not isinstance(rid, str) or not RUN_ID_RE.match(rid):
+    if not isinstance(rid, str) or not layout.RUN_ID_RE.match(rid):
         raise ConfigError(f"--run-dir {run_dir}: metrics.json's run_id {str(rid)[:80]!r} is not a run id "
                           "(<sampler>-<16 hex digits>)")
     return rid

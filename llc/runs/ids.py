@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 
 from llc.config import Config, config_to_dict
 from llc.errors import ConfigError
 from llc.hashing import content_hash
+from llc.runs.layout import RUN_ID_RE
 from llc.version import code_version
-
-RUN_ID_RE = re.compile(r"^[a-z_]+-[0-9a-f]{16}$")
-
 
 # The `sampler.*` keys that every run ID has hashed since IDs began (None where they do not apply).
 # Keys added later (a new option, or a new sampler's own keys) are hashed only when set: adding one

@@ -40,7 +40,7 @@ PLOTS_DIR = "analysis"
 RUN_FILES = (CONFIG, METRICS, TRACE, L0_FILE, ENV)
 TMP_DIR = "_tmp"
 DAMAGED_DIR = "_damaged"  # damaged run directories are moved here, not deleted
-RUN_DIR_NAME = re.compile(r"^[a-z_]+-[0-9a-f]{16}$")
+RUN_ID_RE = re.compile(r"^[a-z_]+-[0-9a-f]{16}$")  # `<sampler>-<16 hex digits>`; llc.runs.ids re-exports it
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # NetCDF-4 files are HDF5 files
 
 
@@ -108,7 +108,7 @@ def cache_miss_reason(run_dir: str | Path, config: dict[str, Any]) -> str | None
 
 def looks_like_run_dir(path: Path) -> bool:
     """Named like a run directory (`<sampler>-<16 hex digits>`), whatever its contents."""
-    return RUN_DIR_NAME.match(path.name) is not None
+    return RUN_ID_RE.match(path.name) is not None
 
 
 def quarantine(run_dir: str | Path) -> Path:
