@@ -64,3 +64,15 @@ def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | None
         time.sleep(0.1)
     tail = output()[-4000:] if log is not None else ""
     raise AssertionError(f"timed out waiting for {what}" + (f"; driver log:\n{tail}" if tail else ""))
+
+
+def run_main(args: list[str], monkeypatch) -> int:
+    """Run the `llc` console entry point in this process (for commands that run no jobs); its exit code."""
+    from llc.cli import main
+
+    monkeypatch.setattr("sys.argv", ["llc", *args])
+    try:
+        main()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0

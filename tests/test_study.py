@@ -20,7 +20,7 @@ from llc.study import (
     parse_seeds,
     sweep_id,
 )
-from tests.conftest import REPO, write_fake_run
+from tests.conftest import REPO, run_main, write_fake_run
 
 
 def _study(data: dict, source: str = "study.yaml", **kwargs):
@@ -188,17 +188,6 @@ def test_manifest_lock_keeps_concurrent_updates(tmp_path):
     assert not [p for p in (tmp_path / "_sweeps").iterdir() if p.name.startswith(".")]  # no temp files left
 
 
-def _main(args: list[str], monkeypatch) -> int:
-    """Run the `llc` entry point in this process (no jobs run here, so no subprocess is needed)."""
-    from llc.cli import main
-
-    monkeypatch.setattr("sys.argv", ["llc", *args])
-    try:
-        main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
-
 
 def test_cli_dry_run_and_errors(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(REPO)
@@ -210,7 +199,7 @@ def test_cli_dry_run_and_errors(tmp_path, monkeypatch, capsys):
     (runs / jobs[1].run_id).mkdir(parents=True)
     (runs / jobs[1].run_id / "metrics.json").write_text("{}")
     assert is_done(runs, jobs[0]) and not is_done(runs, jobs[1])
-    assert _main(["sweep", "study.yaml", "--dry-run", "--runs-dir", str(runs)], monkeypatch) == 0
+    assert run_main(["sweep", "study.yaml", "--dry-run", "--runs-dir", str(runs)], monkeypatch) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1 + 18 + 1
     assert jobs[0].key in lines[1] and jobs[0].run_id in lines[1] and lines[1].endswith("done")
@@ -220,7 +209,7 @@ def test_cli_dry_run_and_errors(tmp_path, monkeypatch, capsys):
 
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"problems": [{"name": "a"}, {"name": "b"}, {"name": "c", "set": {"target.foo": 1}}]}))
-    assert _main(["sweep", str(bad), "--runs-dir", str(runs)], monkeypatch) == 2
+    assert run_main(["sweep", str(bad), "--runs-dir", str(runs)], monkeypatch) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         f"error: {bad}: problems[2].set: unknown key 'target.foo': target keys are kind, in_dim, out_dim, hidden, "
         "depth, target_params, activation, bias, rank, center, teacher_scale, dim, curvature_ratio, erm_steps, erm_tol"

@@ -22,6 +22,7 @@ from llc.executors import (
     Task,
 )
 from llc.sweeps import SweepResult, run_study_sweep, study_jobs, sweep_plan
+from tests.conftest import run_main
 from tests.test_sweep_local import BAD, GOOD, TINY, problems
 
 OVERRIDES = TINY[1::2]  # the values of TINY's --set options
@@ -176,41 +177,31 @@ def test_run_validation_from_python(tmp_path):
 # ---------------------------------------------------------------- the thin commands' options
 
 
-def _main(args: list[str], monkeypatch) -> int:
-    from llc.cli import main
-
-    monkeypatch.setattr("sys.argv", ["llc", *args])
-    try:
-        main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
-
 
 @pytest.mark.timeout(120)
 def test_list_options_repeat_or_take_commas(tmp_path, monkeypatch, capsys):
     runs = ["--runs-dir", str(tmp_path)]
-    assert _main(["validate", "--samplers", "hmc,sgld", "--cases", "linear_10x2,quadratic_1to1000",
+    assert run_main(["validate", "--samplers", "hmc,sgld", "--cases", "linear_10x2,quadratic_1to1000",
                   "--dry-run", *runs], monkeypatch) == 0
     commas = capsys.readouterr().out
-    assert _main(["validate", "--samplers", "hmc", "--samplers", "sgld", "--cases", "linear_10x2",
+    assert run_main(["validate", "--samplers", "hmc", "--samplers", "sgld", "--cases", "linear_10x2",
                   "--cases", "quadratic_1to1000", "--dry-run", *runs], monkeypatch) == 0
     assert capsys.readouterr().out == commas
     assert "4 jobs, 0 done, 4 to run" in commas.splitlines()[-1]
 
     grid = ["--problem-grid", problems(4), *TINY, *runs, "--dry-run"]
-    assert _main(["sweep", *grid, "--seeds", "0,1", "--seeds", "3"], monkeypatch) == 0
+    assert run_main(["sweep", *grid, "--seeds", "0,1", "--seeds", "3"], monkeypatch) == 0
     keys = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:-1]]
     assert keys == ["w4/sgld/seed0", "w4/sgld/seed1", "w4/sgld/seed3"]
 
 
 @pytest.mark.timeout(120)
 def test_backend_is_a_choice(tmp_path, monkeypatch, capsys):
-    assert _main(["sweep", "--problem-grid", problems(4), "--backend", "nope", "--dry-run"], monkeypatch) == 2
+    assert run_main(["sweep", "--problem-grid", problems(4), "--backend", "nope", "--dry-run"], monkeypatch) == 2
     err = capsys.readouterr().err
     assert "'nope' is not one of 'local', 'submitit', 'modal'" in " ".join(err.replace("│", " ").split())
-    assert _main(["validate", "--backend", "cloud"], monkeypatch) == 2
-    assert _main(["validate", "--help"], monkeypatch) == 0
+    assert run_main(["validate", "--backend", "cloud"], monkeypatch) == 2
+    assert run_main(["validate", "--help"], monkeypatch) == 0
     assert "local|submitit|modal" in capsys.readouterr().out
 
 
