@@ -8,6 +8,7 @@ computed from the loss trace of the kept draws of every non-divergent chain.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -16,6 +17,17 @@ from llc.records import Efficiency, Estimate
 
 RHAT_MAX = 1.01
 ESS_PER_CHAIN_MIN = 100
+IMPOSSIBLE_SE = 3.0  # a λ̂ beyond [0, d/2] by more than this many SE cannot be a learning coefficient
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What `converged` requires (notes §3): the defaults, or a run's `sampler.target_*` keys."""
+
+    rhat: float = RHAT_MAX
+    ess_per_chain: float = ESS_PER_CHAIN_MIN
+    se: float | None = None  # absolute SE of λ̂
+    rel_se: float | None = None  # SE / |λ̂|
 
 
 def finite_chains(loss: np.ndarray, theta: np.ndarray | None = None) -> np.ndarray:
@@ -32,28 +44,51 @@ def is_finite_number(value: object) -> bool:
 
 
 def convergence_failures(rhat: float | None, ess_bulk: float | None, n_chains_used: int,
-                         rhat_theta: float | None, loss_trace: str) -> list[str]:
+                         rhat_theta: float | None, loss_trace: str, targets: Targets = Targets(),
+                         llc_mean: float | None = None, llc_se: float | None = None) -> list[str]:
     """Why a run is not `converged` (empty when it is): the one definition of that flag.
 
-    Converged: the loss R̂ ≤ RHAT_MAX, bulk ESS ≥ ESS_PER_CHAIN_MIN per finite chain and, for a
-    minibatch loss trace (whose own noise makes its R̂ ≈ 1 whether or not the chains mix), the
-    largest R̂ of the θ projections ≤ RHAT_MAX too. R̂ needs two chains with varying draws.
+    Converged: the loss R̂ ≤ targets.rhat, bulk ESS ≥ targets.ess_per_chain per finite chain, the SE
+    targets (when set) met and, for a minibatch loss trace (whose own noise makes its R̂ ≈ 1 whether or
+    not the chains mix), the largest R̂ of the θ projections ≤ targets.rhat too. R̂ needs two chains
+    with varying draws. The stop rule of `sampler.stop=converged` (llc.stopping) applies this same test.
     """
     failures = []
     if not is_finite_number(rhat):
         failures.append("loss R̂ undefined" + (" (one finite chain)" if n_chains_used < 2 else ""))
-    elif rhat > RHAT_MAX:
-        failures.append(f"loss R̂ {rhat:.3f} > {RHAT_MAX}")
-    need = ESS_PER_CHAIN_MIN * n_chains_used
+    elif rhat > targets.rhat:
+        failures.append(f"loss R̂ {rhat:.3f} > {targets.rhat}")
+    need = targets.ess_per_chain * n_chains_used
     if not (is_finite_number(ess_bulk) and ess_bulk >= need):
         ess = f"{ess_bulk:.0f}" if is_finite_number(ess_bulk) else "undefined"
-        failures.append(f"ESS {ess} < {need} ({ESS_PER_CHAIN_MIN} per chain)")
+        failures.append(f"ESS {ess} < {need:.0f} ({targets.ess_per_chain:g} per chain)")
+    if targets.se is not None and not (is_finite_number(llc_se) and llc_se <= targets.se):
+        failures.append(f"SE {llc_se:.3g} > {targets.se:g}")
+    if targets.rel_se is not None and not (is_finite_number(llc_se) and is_finite_number(llc_mean)
+                                           and llc_se <= targets.rel_se * abs(llc_mean)):
+        failures.append(f"relative SE {llc_se / abs(llc_mean) if llc_mean else float('inf'):.3g} > {targets.rel_se:g}")
     if loss_trace == "batch":
         if not is_finite_number(rhat_theta):
             failures.append("R̂(θ) undefined")
-        elif rhat_theta > RHAT_MAX:
-            failures.append(f"R̂(θ) {rhat_theta:.3f} > {RHAT_MAX}")
+        elif rhat_theta > targets.rhat:
+            failures.append(f"R̂(θ) {rhat_theta:.3f} > {targets.rhat}")
     return failures
+
+
+def impossible_reason(llc_mean: float, llc_se: float, n_params: int | None) -> str | None:
+    """Why λ̂ cannot be a learning coefficient (0 ≤ λ ≤ d/2), or None when it can.
+
+    A λ̂ above d/2 + 3 SE means the chains sat far above the centre's loss: a step too large for the
+    posterior. One below −3 SE means they found lower loss than the centre: w* is not a local minimum.
+    """
+    se = llc_se if is_finite_number(llc_se) else 0.0
+    if n_params is not None and llc_mean > n_params / 2 + IMPOSSIBLE_SE * se:
+        return (f"impossible LLC {llc_mean:.4g} > d/2 = {n_params / 2:g} (+{IMPOSSIBLE_SE:g} SE): the step size is "
+                "likely too large (reduce sampler.step_size or step_scale)")
+    if llc_mean < -IMPOSSIBLE_SE * se:
+        return (f"impossible LLC {llc_mean:.4g} < 0 (-{IMPOSSIBLE_SE:g} SE): the chains found lower loss than the "
+                "centre, so w* is likely not a local minimum (train longer: target.erm_steps / erm_tol)")
+    return None
 
 
 def running_llc(loss: np.ndarray, nbeta: float, L0: float) -> tuple[np.ndarray, np.ndarray]:
@@ -71,12 +106,15 @@ def estimate(
     valid: np.ndarray,
     theta: np.ndarray | None = None,
     loss_trace: str = "full",
+    targets: Targets = Targets(),
+    n_params: int | None = None,
 ) -> Estimate:
     """λ̂ (pooled and per chain), SE, ESS, R̂ and the `converged` flag from a (C, D) loss trace.
 
     `theta` (C, D, K): projections of w - w*; their largest split-R̂ is reported as `rhat_theta`.
     With `loss_trace="batch"` (minibatch losses, whose own noise makes the loss R̂ ≈ 1 whether or not
     the chains mix) `converged` also requires rhat_theta ≤ 1.01: the positions must have mixed.
+    With `n_params`, a λ̂ outside [0, d/2] by more than 3 SE is flagged (`warnings`) and not `converged`.
     """
     import arviz_stats as azs  # slow to import (xarray, scipy); only estimation needs it
 
@@ -98,7 +136,9 @@ def estimate(
     if theta is not None and good.shape[0] > 1:
         projections = np.asarray(theta[valid], dtype=np.float64)
         rhat_theta = max(float(azs.rhat(projections[..., k])) for k in range(projections.shape[-1]))
-    converged = not convergence_failures(rhat, ess_bulk, good.shape[0], rhat_theta, loss_trace)
+    failures = convergence_failures(rhat, ess_bulk, good.shape[0], rhat_theta, loss_trace, targets, llc_mean, llc_se)
+    impossible = impossible_reason(llc_mean, llc_se, n_params)
+    converged = not failures and impossible is None
     llc_per_chain = [float(v) if ok else None for v, ok in zip(_expand(per_chain, valid), valid, strict=True)]
     return Estimate(
         llc_mean=llc_mean,
@@ -112,6 +152,7 @@ def estimate(
         converged=converged,
         n_chains_used=int(valid.sum()),
         n_chains_diverged=n_bad,
+        warnings=[impossible] if impossible else None,
     )
 
 

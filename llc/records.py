@@ -108,6 +108,9 @@ class Estimate(Record):
     converged: bool
     n_chains_used: int
     n_chains_diverged: int
+    warnings: Sequence[str] | None = None  # why a λ̂ cannot be right (impossible value, ...); written when set
+
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("warnings",)
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,19 @@ class Work(Record):
 
 
 @dataclass(frozen=True)
+class Stopping(Record):
+    """How sampling ended (`sampler.stop`; llc.stopping): metrics.json's `stopping` entry."""
+
+    rule: str  # fixed | converged
+    reason: str  # fixed (ran `steps`) | converged (targets met) | budget (spent first) | diverged (every chain)
+    steps: int  # sampling steps per chain
+    thinning: int  # steps between kept draws at the end (doubles whenever the store passes max_draws)
+    checks: int  # times the stop rule was evaluated
+    fde_per_chain: float  # sampling work per chain, FDE
+    failures: Sequence[str]  # the targets still unmet at the stop (empty when converged)
+
+
+@dataclass(frozen=True)
 class Metrics(Record):
     """metrics.json of one run; the fields are in the order run_job has always written them."""
 
@@ -178,6 +194,8 @@ class Metrics(Record):
     loss_trace: str
     n_chains: int
     n_draws: int
+    stop_reason: str | None
+    stopping: Stopping | None
     erm: ERMRecord
     timing: Timing
     work: Work
@@ -186,5 +204,7 @@ class Metrics(Record):
     code_version: str
     device: str
 
-    NESTED: ClassVar[Mapping[str, type[Record]]] = {"erm": ERMRecord, "timing": Timing, "work": Work}
+    NESTED: ClassVar[Mapping[str, type[Record]]] = {
+        "erm": ERMRecord, "timing": Timing, "work": Work, "stopping": Stopping}
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("stop_reason", "stopping")  # absent from runs before issue 16
     FLAT: ClassVar[Mapping[str, type[Record]]] = {"estimate": Estimate, "efficiency": Efficiency}

@@ -54,13 +54,25 @@ def diagnostics(metrics: Metrics) -> list[str]:
 
 
 def verdict(metrics: Metrics) -> str:
-    """'converged', or 'not converged: <each failed criterion>'."""
+    """'converged', or 'not converged: <each failed criterion>' (the run's own targets when it recorded them)."""
     est = metrics.estimate
-    failures = convergence_failures(est.rhat, est.ess_bulk, est.n_chains_used or 0, est.rhat_theta,
-                                    metrics.loss_trace)
+    if metrics.stopping is not None:
+        failures = list(metrics.stopping.failures)
+    else:
+        failures = convergence_failures(est.rhat, est.ess_bulk, est.n_chains_used or 0, est.rhat_theta,
+                                        metrics.loss_trace) + list(est.warnings or [])
     if est.converged:
         return "converged"
     return "not converged: " + ("; ".join(failures) if failures else "see metrics.json")
+
+
+def stop_text(metrics: Metrics) -> str | None:
+    """'stopped at 224 000 steps (converged, 14 969 FDE per chain)' for runs sampled until converged."""
+    stop = metrics.stopping
+    if stop is None or stop.rule != "converged":
+        return None
+    why = {"converged": "targets met", "budget": "budget spent", "diverged": "every chain diverged"}
+    return f"stopped at {stop.steps:,} steps ({why.get(stop.reason, stop.reason)}, {stop.fde_per_chain:,.0f} FDE/chain)"
 
 
 def summary_line(metrics: Metrics, cached: bool = False) -> str:
@@ -76,4 +88,7 @@ def summary_line(metrics: Metrics, cached: bool = False) -> str:
         parts.append(_chains_note(metrics))
     parts += diagnostics(metrics)
     parts.append(verdict(metrics))
+    stop = stop_text(metrics)
+    if stop is not None:
+        parts.append(stop)
     return "  ".join(parts) + (" [cached]" if cached else "")

@@ -7,7 +7,7 @@ being silently reused. Documentation or CLI-only changes keep cached runs valid.
 
 from llc import __version__
 
-NUMERICS_REVISION = 1
+NUMERICS_REVISION = 2
 
 
 def code_version() -> str:

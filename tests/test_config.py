@@ -24,19 +24,25 @@ def test_full_preset_matches_issue():
 
     assert abs(count_params(cfg.target) - 10000) < 300
     s = cfg.sampler
-    # Issue 3 asked for 16 000 SGLD steps; the SG samplers now get the full-batch samplers' work instead
-    # (2.56 M steps of b = 256, thinned to 16 000 draws), because 16 000 steps do not mix (docs/validation.md).
-    assert (s.name, s.steps, s.warmup, s.thinning, s.batch_size, s.chains) == ("sgld", 2_560_000, 64_000, 160, 256, 4)
-    assert s.steps // s.thinning == 16000
-    fde_per_chain = s.steps * s.batch_size / cfg.data.n
-    hmc = resolve_config("full", sampler="hmc").sampler
-    hmc_fde = hmc.steps * hmc.num_integration_steps
-    assert 0.5 < fde_per_chain / hmc_fde < 1.0
-    # SGHMC samples twice as long: the smallest 2.56 M x 2^k steps at which all its validation runs pass (docs/validation.md)
+    # Every preset samples until converged (issue 16). The old fixed SG budgets (2.56 M SGLD steps, 5.12 M
+    # SGHMC, the smallest 2.56 M x 2^k at which all validation runs passed; docs/validation.md) sit inside
+    # the new budgets with room to spare (4x), and the minimum is an eighth of them.
+    assert (s.name, s.stop, s.warmup, s.thinning, s.batch_size, s.chains) == ("sgld", "converged", 64_000, 160, 256, 4)
+    assert s.steps * 8 == 2_560_000 and s.max_steps == 4 * 2_560_000
+    assert (s.target_rhat, s.target_ess, s.loss_trace) == (1.01, 100.0, "full")
     sghmc = resolve_config("full", sampler="sghmc").sampler
-    assert (sghmc.steps, sghmc.warmup, sghmc.thinning, sghmc.batch_size) == (5_120_000, 64_000, 320, 256)
-    assert sghmc.steps // sghmc.thinning == 16000
-    assert 1.0 < sghmc.steps * sghmc.batch_size / cfg.data.n / hmc_fde < 2.0
+    assert (sghmc.steps * 8, sghmc.max_steps, sghmc.thinning) == (5_120_000, 4 * 5_120_000, 320)
+    hmc = resolve_config("full", sampler="hmc").sampler
+    assert hmc.stop == "converged" and hmc.max_steps == 64 * hmc.steps
+
+
+def test_quick_preset_samples_until_converged_with_the_rmsprop_metric_for_sg_samplers():
+    for name in ("sgld", "sghmc"):
+        s = resolve_config("quick", sampler=name).sampler
+        assert (s.stop, s.precond, s.loss_trace, s.target_rhat, s.target_ess) == (
+            "converged", "rmsprop", "full", 1.01, 100.0)
+    fixed = resolve_config("quick", ["sampler.stop=fixed"]).sampler
+    assert (fixed.max_steps, fixed.max_draws, fixed.target_rhat, fixed.loss_trace) == (None, None, None, "batch")
 
 
 def test_equivalent_spellings_give_one_run_id():
@@ -55,7 +61,9 @@ def test_unset_later_option_leaves_run_ids_of_cached_runs_alone():
 
     cfg = resolve_config("quick")
     before = config_to_dict(cfg)
-    del before["sampler"]["warmup_step_factor"]  # the config as hashed before the option existed
+    # the config as hashed before these options existed (all unset here)
+    for later in ("warmup_step_factor", "max_fde", "target_se", "target_rel_se", "max_tree_depth"):
+        assert before["sampler"].pop(later, None) is None
     assert run_id(cfg) == f"sgld-{content_hash({'config': before, 'code_version': code_version()})}"
     assert run_id(resolve_config("quick", ["sampler.warmup_step_factor=4.0"])) != run_id(cfg)
 

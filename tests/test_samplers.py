@@ -31,6 +31,7 @@ QUADRATIC = {
     "data.n": 1000,
     "posterior.gamma": 10.0,
     "sampler.chains": 4,
+    "sampler.stop": "fixed",  # the step counts below are the budgets under test (test_stopping.py: until converged)
 }
 
 # (sampler, settings) per accuracy case. SG samplers on a quadratic see the exact gradient.
@@ -43,7 +44,10 @@ ACCURACY = {
                            "sampler.thinning": 10, "sampler.precond": "adam"}),
     # overdamped-equivalent step ε/α = 1e-4, momentum retention 1 - αε = 0.91
     "sghmc": ("sghmc", {"sampler.step_size": 3e-3, "sampler.friction": 30.0, "sampler.steps": 300_000,
-                        "sampler.warmup": 10_000, "sampler.thinning": 10}),
+                        "sampler.warmup": 10_000, "sampler.thinning": 10, "sampler.precond": "none"}),
+    # the frozen RMSProp metric (the quick preset's SGHMC) at the plain case's ε and α
+    "sghmc_rmsprop": ("sghmc", {"sampler.step_size": 3e-3, "sampler.friction": 30.0, "sampler.steps": 300_000,
+                                "sampler.warmup": 10_000, "sampler.thinning": 10, "sampler.precond": "rmsprop"}),
     "hmc": ("hmc", {"sampler.steps": 4000, "sampler.warmup": 500, "sampler.num_integration_steps": 10}),
     "nuts": ("nuts", {"sampler.steps": 3000, "sampler.warmup": 500}),
     "mclmc": ("mclmc", {"sampler.steps": 8000, "sampler.warmup": 1000, "sampler.desired_energy_var": 1e-4}),
@@ -116,7 +120,7 @@ def test_reported_gradients_match_actual_evaluations(sampler, settings):
     """Count real loss evaluations with a host callback and compare with the bookkeeping."""
     import dataclasses
 
-    cfg = quadratic_config(sampler, {"sampler.steps": 12, "sampler.chains": 2, **settings})
+    cfg = quadratic_config(sampler, {"sampler.steps": 12, "sampler.chains": 2, "sampler.thinning": 1, **settings})
     posterior = build_posterior(cfg, build_target(cfg))
     calls = [0]
 
@@ -225,7 +229,8 @@ def test_fast_warmup_relaxes_as_documented(factor, tmp_path):
 
 def test_sghmc_fast_warmup_scales_eps_over_alpha():
     cfg = quadratic_config("sghmc", {"sampler.step_scale": 0.05, "sampler.steps": 40, "sampler.warmup": 40,
-                                     "sampler.thinning": 1, "sampler.warmup_step_factor": 4.0})
+                                     "sampler.thinning": 1, "sampler.warmup_step_factor": 4.0,
+                                     "sampler.precond": "none"})
     posterior = build_posterior(cfg, build_target(cfg))
     chains = run_chains(build_sampler(posterior, cfg.sampler), posterior, cfg.sampler, problem_keys(cfg.seed)["sampler"])
     eps, fast, alpha = (np.asarray(chains.warmup_info[k]) for k in ("step_size", "warmup_step_size", "friction"))
@@ -246,6 +251,7 @@ SMOKE_TARGET = {
     "sampler.steps": 40,
     "sampler.warmup": 30,
     "sampler.thinning": 1,
+    "sampler.stop": "fixed",  # the cost formulas below count exactly `steps`
 }
 SMOKE_SAMPLER = {
     "sgld": {"sampler.batch_size": 50, "sampler.step_size": 1e-4},

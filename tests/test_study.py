@@ -79,7 +79,7 @@ def test_options_override_the_file():
 
 def test_unnamed_duplicate_samplers_are_numbered():
     jobs = expand_jobs(_study({"samplers": [
-        {"sampler": "sgld"}, {"sampler": "sgld", "set": {"sampler.precond": "rmsprop"}},
+        {"sampler": "sgld"}, {"sampler": "sgld", "set": {"sampler.precond": "adam"}},
     ]}))
     assert [j.sampler for j in jobs] == ["sgld-1", "sgld-2"]
 

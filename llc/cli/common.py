@@ -63,7 +63,10 @@ def echo_err(message: str) -> None:
 
 @contextmanager
 def progress_display(enabled: bool = True):
-    """A rich progress bar on stderr; yields a callback `(phase, done, total)`."""
+    """A rich progress bar on stderr; yields a callback `(phase, done, total, note="")`.
+
+    The note (under stop=converged: λ̂, R̂, ESS and SE against their targets) is shown after the bar.
+    """
     if not enabled:
         yield None
         return
@@ -73,14 +76,15 @@ def progress_display(enabled: bool = True):
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
+        TextColumn("{task.fields[note]}"),
         console=stderr,
         transient=False,
     ) as progress:
         tasks: dict[str, int] = {}
 
-        def update(phase: str, done: int, total: int) -> None:
+        def update(phase: str, done: int, total: int, note: str = "") -> None:
             if phase not in tasks:
-                tasks[phase] = progress.add_task(phase, total=max(total, 1))
-            progress.update(tasks[phase], completed=done, total=max(total, 1))
+                tasks[phase] = progress.add_task(phase, total=max(total, 1), note=note)
+            progress.update(tasks[phase], completed=done, total=max(total, 1), note=note)
 
         yield update

@@ -51,6 +51,8 @@ def run_command(
         from llc.summary import summary_line
 
         typer.echo(summary_line(m, cached=result.cached), err=True)
+        for warning in m.estimate.warnings or []:
+            typer.echo(f"warning: {warning}", err=True)
         typer.echo(str(result.run_dir))
     else:
         # sorted, as metrics.json itself is written

@@ -8,6 +8,7 @@ from typing import Any
 from llc.config.layering import applicable_keys
 from llc.config.schema import (
     MAX_PARAMS,
+    MAX_STEPS,
     Config,
     DataConfig,
     PosteriorConfig,
@@ -153,13 +154,42 @@ def finalize_sampler(s: SamplerConfig, t: TargetConfig, d: DataConfig, user_keys
             raise ConfigError(f"sampler.{key}: required for sampler {s.name} (null given)")
     if spec.minibatch and t.kind != "quadratic" and s.batch_size > d.n:
         raise ConfigError(f"sampler.batch_size: {s.batch_size} is larger than data.n = {d.n}; allowed 1..{d.n}")
-    if s.thinning > s.steps:
+    s = _stop_rule(s, spec.minibatch, "loss_trace" in spec.keys, user_keys)
+    if s.stop == "fixed" and s.thinning > s.steps:
         raise ConfigError(f"sampler.thinning: {s.thinning} exceeds sampler.steps = {s.steps}")
-    if s.steps // s.thinning < 4:
+    if s.stop == "fixed" and s.steps // s.thinning < 4:
         raise ConfigError("sampler.steps / sampler.thinning: at least 4 kept draws are needed for ESS and R-hat")
     # Keys that do not apply to this sampler are dropped so they never enter the run ID.
     allowed = applicable_keys(s.name)
     return replace(s, **{f.name: None for f in dataclasses.fields(s) if f.name not in allowed})
+
+
+# stop=converged defaults; docs/convergence.md explains each.
+CONVERGED_DEFAULTS = {"max_draws": 4000, "target_rhat": 1.01, "target_ess": 100.0}
+DEFAULT_BUDGET_FACTOR = 64  # max_steps = 64 x steps when neither max_steps nor max_fde is set
+CONVERGED_ONLY_KEYS = ("max_steps", "max_fde", "max_draws", "target_rhat", "target_ess", "target_se", "target_rel_se")
+
+
+def _stop_rule(s: SamplerConfig, minibatch: bool, has_loss_trace: bool, user_keys: set[str]) -> SamplerConfig:
+    """Canonical stop-rule keys: None unless stop=converged, where the targets and a budget get defaults."""
+    if s.stop == "fixed":
+        for key in CONVERGED_ONLY_KEYS:
+            if f"sampler.{key}" in user_keys and getattr(s, key) is not None:
+                raise ConfigError(f"sampler.{key}: applies only with sampler.stop=converged (stop is fixed)")
+        s = replace(s, **dict.fromkeys(CONVERGED_ONLY_KEYS))
+        return replace(s, loss_trace=s.loss_trace or "batch") if has_loss_trace else s
+    s = replace(s, **{k: v for k, v in CONVERGED_DEFAULTS.items() if getattr(s, k) is None})
+    if s.max_steps is None and s.max_fde is None:
+        s = replace(s, max_steps=min(DEFAULT_BUDGET_FACTOR * s.steps, MAX_STEPS))
+    if s.max_steps is not None and s.max_steps < s.steps:
+        raise ConfigError(f"sampler.max_steps: {s.max_steps} is below sampler.steps = {s.steps}, the minimum "
+                          "before the first convergence check; allowed >= sampler.steps")
+    if has_loss_trace:
+        if s.loss_trace == "batch" and minibatch:
+            raise ConfigError("sampler.loss_trace: batch cannot decide sampler.stop=converged (a minibatch loss has "
+                              "R-hat near 1 whether or not the chains mix); allowed with stop=converged: full")
+        s = replace(s, loss_trace="full")
+    return s
 
 
 def _step_size_or_scale(s: SamplerConfig, user_keys: set[str]) -> SamplerConfig:

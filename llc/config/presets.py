@@ -14,7 +14,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "target": {"kind": "mlp", "in_dim": 4, "out_dim": 1, "hidden": [8, 8], "activation": "relu",
                    "erm_steps": 2000},
         "data": {"n": 5000},
-        "sampler": {"chains": 4, "steps": 4000, "warmup": 400},
+        # Every preset samples until the diagnostics pass (docs/convergence.md); `steps` is the minimum.
+        "sampler": {"chains": 4, "steps": 4000, "warmup": 400, "stop": "converged"},
     },
     "full": {
         "target": {"kind": "mlp", "in_dim": 32, "out_dim": 1, "depth": 3, "target_params": 10000,
@@ -26,6 +27,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         # SG samplers get the full-batch samplers' work, not their step count: at the heating-bounded
         # step they need ~2.5 M steps to mix on the validation DLNs (R̂ ≤ 1.01; docs/validation.md),
         # which at b/n = 256/20000 is ≈ 33 000 FDE per chain against HMC's 40 000 (their specs).
-        "sampler": {"chains": 4, "steps": 16000, "warmup": 1000},
+        "sampler": {"chains": 4, "steps": 16000, "warmup": 1000, "stop": "converged"},
     },
 }

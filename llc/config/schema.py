@@ -34,6 +34,8 @@ MAX_SAMPLES = 100_000_000  # data.n
 MAX_CHAINS = 4096
 MAX_STEPS = 1_000_000_000  # steps, warmup, thinning, erm_steps
 MAX_SEED = 2**32 - 1
+MAX_DRAWS = 1_000_000  # kept draws stored per chain (stop=converged)
+STOP_RULES = ("fixed", "converged")
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,26 @@ class CommonSamplerConfig:
     )
     thinning: int = opt(1, "Keep every k-th draw.", gt=0, max=MAX_STEPS)
     init_jitter: float = opt(0.0, "Std of Gaussian jitter added to w* to start each chain.", min=0)
+    stop: str = opt(
+        "fixed",
+        "When sampling ends: fixed = after exactly `steps` steps; converged = in compiled chunks until the "
+        "loss trace's R-hat, bulk ESS and (if set) SE meet their targets, checked after at least `steps` steps, "
+        "or until the budget (max_steps, max_fde) is spent (docs/convergence.md).",
+        choices=STOP_RULES,
+    )
+    max_steps: int | None = opt(
+        None, "stop=converged: most sampling steps per chain (default 64 x steps when max_fde is not set either).",
+        gt=0, max=MAX_STEPS)
+    max_fde: float | None = opt(
+        None, "stop=converged: most sampling work per chain, in full-data-equivalent gradient evaluations.", gt=0)
+    max_draws: int | None = opt(
+        None, "stop=converged: kept draws stored per chain; past it every other draw is dropped and the "
+        "thinning doubles (default 4000).", min=16, max=MAX_DRAWS)
+    target_rhat: float | None = opt(None, "stop=converged: largest loss R-hat (default 1.01).", gt=1)
+    target_ess: float | None = opt(None, "stop=converged: smallest bulk ESS per chain (default 100).", gt=0)
+    target_se: float | None = opt(None, "stop=converged: largest standard error of the LLC estimate (absolute).", gt=0)
+    target_rel_se: float | None = opt(
+        None, "stop=converged: largest standard error relative to |LLC estimate|.", gt=0)
 
 
 def _sampler_field(key: str, decls: list) -> tuple[str, Any, Any]:

@@ -19,20 +19,21 @@ from typing import Any
 import numpy as np
 
 from llc.config import Config, config_to_dict
-from llc.estimator import efficiency, estimate, finite_chains
+from llc.estimator import convergence_failures, efficiency, estimate, finite_chains
 from llc.posterior import Posterior, build_posterior
-from llc.records import Estimate, Metrics, Timing, Work
+from llc.records import Estimate, Metrics, Stopping, Timing, Work
 from llc.runs import layout
 from llc.runs.ids import family_id, run_id
 from llc.runs.metadata import environment
 from llc.runs.trace import build_trace, write_trace
 from llc.samplers import ChainRun, build_sampler, run_chains
+from llc.stopping import stop_rule, targets_of
 from llc.targets import Target, build_target, problem_keys
 from llc.version import code_version
 
 DEFAULT_RUNS_DIR = "runs"
 
-ProgressFn = Callable[[str, int, int], None]
+ProgressFn = Callable[..., None]  # (phase, done, total, note=""): the note is the stop rule's progress
 
 
 @dataclass(frozen=True)
@@ -84,9 +85,11 @@ def run_job(
         on_progress("target", 1, 1)
 
     sampler = build_sampler(posterior, cfg.sampler)
-    chains = run_chains(sampler, posterior, cfg.sampler, problem_keys(cfg.seed)["sampler"], on_progress)
+    rule = stop_rule(cfg.sampler, posterior.nbeta, posterior.L0, cfg.sampler.loss_trace or "full")
+    chains = run_chains(sampler, posterior, cfg.sampler, problem_keys(cfg.seed)["sampler"], on_progress, rule)
     valid = finite_chains(chains.loss, chains.theta)
-    stats = estimate(chains.loss, posterior.nbeta, posterior.L0, valid, chains.theta, chains.loss_trace)
+    stats = estimate(chains.loss, posterior.nbeta, posterior.L0, valid, chains.theta, chains.loss_trace,
+                     targets_of(cfg.sampler), target.n_params)
     timing = Timing(target_s=target_s, compile_s=chains.compile_s, warmup_s=chains.warmup_s,
                     sampling_s=chains.sampling_s, total_s=time.perf_counter() - t_start)
     env = environment(cfg.precision)
@@ -127,6 +130,13 @@ def _metrics(cfg: Config, target: Target, posterior: Posterior, chains: ChainRun
         loss_trace=chains.loss_trace,
         n_chains=cfg.sampler.chains,
         n_draws=int(chains.loss.shape[1]),
+        stop_reason=chains.stop_reason,
+        stopping=Stopping(
+            rule=cfg.sampler.stop, reason=chains.stop_reason, steps=chains.steps, thinning=chains.thinning,
+            checks=chains.n_checks, fde_per_chain=chains.fde_sampling / cfg.sampler.chains,
+            failures=convergence_failures(stats.rhat, stats.ess_bulk, stats.n_chains_used, stats.rhat_theta,
+                                          chains.loss_trace, targets_of(cfg.sampler), stats.llc_mean,
+                                          stats.llc_se) + list(stats.warnings or [])),
         erm=target.erm,
         timing=timing,
         work=work,

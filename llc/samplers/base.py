@@ -7,15 +7,24 @@ accounting is done by the code path itself, once, for every sampler.
 
 The driver compiles one warm-up function and one chunk function ahead of time
 (so compile time is measured apart from run time), then runs the chunks from
-a short Python loop that only reports progress; all steps run inside
-`lax.scan`.
+a short Python loop; all steps run inside `lax.scan`. Two schedules:
+
+- fixed (`sampler.stop: fixed`): exactly `steps` steps, `steps // thinning` kept draws;
+- until converged (`sampler.stop: converged`): chunks of draws until a `StopRule` (llc.stopping) passes on
+  the draws kept so far or the budget (`max_steps`, `max_fde`) would be exceeded by the next chunk. Stored
+  draws are bounded: whenever they pass `max_draws` per chain, every other one is dropped and the thinning
+  doubles, so the kept draws stay equally spaced in steps.
+
+Step k (counted from the first sampling step) uses the key `fold_in(k_sample, k)`, so the draws do not
+depend on how the steps are cut into chunks: a converged run that stopped after N steps has exactly the
+draws of a fixed run of N steps at the same thinning.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
@@ -47,6 +56,20 @@ class Sampler(NamedTuple):
 
 WORK_KEYS = ("fde", "grad_evals")
 N_PROJECTIONS = 4
+CHUNKS_PER_STORE = 8  # until converged: a chunk is max_draws / 8 draws, so the rule is checked often
+
+
+@dataclass(frozen=True)
+class StopCheck:
+    """A stop rule's verdict on the draws kept so far: `done` stops sampling; `note` is progress text."""
+
+    done: bool
+    note: str = ""
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+
+StopRule = Callable[[np.ndarray, np.ndarray], StopCheck]  # (loss (C, D), theta (C, D, K)) -> verdict
+ProgressFn = Callable[..., None]  # (phase, done, total, note="")
 
 
 @dataclass
@@ -65,6 +88,11 @@ class ChainRun:
     warmup_s: float
     sampling_s: float
     loss_trace: str
+    steps: int = 0  # sampling steps per chain actually run
+    thinning: int = 1  # steps between the kept draws (after any doubling)
+    stop_reason: str = "fixed"  # fixed | converged | budget | diverged
+    n_checks: int = 0  # how often the stop rule was evaluated
+    stop_diagnostics: dict[str, Any] = field(default_factory=dict)  # the rule's last verdict
 
 
 def _chunk_size(n_draws: int, target_chunks: int = 50) -> int:
@@ -81,11 +109,17 @@ def run_chains(
     posterior: Posterior,
     cfg: SamplerConfig,
     key: jax.Array,
-    on_progress: Callable[[str, int, int], None] | None = None,
+    on_progress: ProgressFn | None = None,
+    stop_rule: StopRule | None = None,
 ) -> ChainRun:
-    """Warm up and sample `cfg.chains` chains from w* (+ optional jitter); discard warm-up."""
-    report = on_progress or (lambda phase, done, total: None)
-    n_draws = cfg.steps // cfg.thinning
+    """Warm up and sample `cfg.chains` chains from w* (+ optional jitter); discard warm-up.
+
+    With `cfg.stop == "converged"`, `stop_rule` decides after each chunk whether the kept draws suffice.
+    """
+    report = on_progress or (lambda *args, **kwargs: None)
+    until_converged = cfg.stop == "converged"
+    if until_converged and stop_rule is None:
+        raise ValueError("sampler.stop=converged needs a stop rule (llc.stopping.stop_rule)")
     k_init, k_warm, k_sample, k_proj = jax.random.split(key, 4)
     w_star = posterior.w_star
     dim = w_star.shape[0]
@@ -110,29 +144,23 @@ def run_chains(
     report("warmup", cfg.warmup, cfg.warmup)
 
     chunk = _chunk_fn(sampler, posterior, cfg, k_sample, projections)
-    size = _chunk_size(n_draws)
-    n_chunks, remainder = divmod(n_draws, size)
-    lengths = [size] * n_chunks + ([remainder] if remainder else [])
-    t0 = time.perf_counter()
-    compiled = {
-        length: jax.jit(chunk, static_argnums=3).lower(states, params, jnp.asarray(0, jnp.uint32), length).compile()
-        for length in {size, remainder} - {0}
-    }
-    compile_s += time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    pieces = _sample_chunks(compiled, lengths, states, params, lambda done: report(
-        "sampling", done * cfg.thinning, n_draws * cfg.thinning))
-    sampling_s = time.perf_counter() - t0
+    def compile_chunk(size: int):
+        index = jnp.asarray(0, jnp.uint32)
+        return jax.jit(chunk, static_argnums=4).lower(states, params, index, index, size).compile()
 
-    # (D, C, ...) -> (C, D, ...)
-    traces = {k: np.swapaxes(np.concatenate([p[k] for p in pieces]), 0, 1) for k in pieces[0]}
+    if until_converged:
+        sampled = _sample_until(compile_chunk, states, params, cfg, stop_rule, report)
+    else:
+        sampled = _sample_fixed(compile_chunk, states, params, cfg, report)
+    compile_s += sampled.pop("compile_s")
+    sampling_s = sampled.pop("sampling_s")
+
+    traces = sampled.pop("traces")
     warm_info = jax.device_get(warm_info)
     return ChainRun(
         loss=traces.pop("loss"),
         theta=traces.pop("theta"),
-        fde_sampling=float(traces.pop("fde").sum()),
-        grad_evals_sampling=float(traces.pop("grad_evals").sum()),
         diagnostics=traces,
         warmup_info={k: np.asarray(v) for k, v in warm_info.items() if k not in WORK_KEYS},
         fde_warmup=float(np.sum(warm_info["fde"])),
@@ -141,65 +169,150 @@ def run_chains(
         warmup_s=warmup_s,
         sampling_s=sampling_s,
         loss_trace=cfg.loss_trace or "full",
+        **sampled,
     )
+
+
+def _sample_fixed(compile_chunk, states, params, cfg: SamplerConfig, report: ProgressFn) -> dict[str, Any]:
+    """Exactly cfg.steps steps, in about 50 compiled chunks of whole draws (for progress)."""
+    n_draws = cfg.steps // cfg.thinning
+    size = _chunk_size(n_draws)
+    n_chunks, remainder = divmod(n_draws, size)
+    lengths = [size] * n_chunks + ([remainder] if remainder else [])
+    t0 = time.perf_counter()
+    compiled = {length: compile_chunk(length) for length in {size, remainder} - {0}}
+    compile_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pieces: list[dict[str, np.ndarray]] = []
+    done = 0
+    pending = None
+    thin = jnp.asarray(cfg.thinning, jnp.uint32)
+    # Pipelined: chunk i+1 is dispatched before chunk i's records are copied to the host.
+    for length in lengths:
+        start = jnp.asarray(done * cfg.thinning, jnp.uint32)
+        states, records = compiled[length](states, params, start, thin)
+        done += length
+        if pending is not None:
+            pieces.append(jax.device_get(pending[0]))
+            report("sampling", pending[1] * cfg.thinning, n_draws * cfg.thinning)
+        pending = (records, done)
+    pieces.append(jax.device_get(pending[0]))
+    report("sampling", n_draws * cfg.thinning, n_draws * cfg.thinning)
+    traces = _to_chains_first({k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]})
+    totals = {k: float(traces.pop(k).sum()) for k in WORK_KEYS}
+    return {"traces": traces, "fde_sampling": totals["fde"], "grad_evals_sampling": totals["grad_evals"],
+            "steps": n_draws * cfg.thinning, "thinning": cfg.thinning, "stop_reason": "fixed",
+            "compile_s": compile_s, "sampling_s": time.perf_counter() - t0}
+
+
+def _sample_until(compile_chunk, states, params, cfg: SamplerConfig, rule: StopRule,
+                  report: ProgressFn) -> dict[str, Any]:
+    """Chunks of `size` draws until `rule` passes (after at least cfg.steps steps) or the budget ends.
+
+    The budget is never exceeded: sampling stops when the next chunk would pass `max_steps` or
+    (at the last chunk's cost per step) `max_fde` per chain.
+    """
+    size = _until_chunk_size(cfg)
+    t0 = time.perf_counter()
+    compiled = compile_chunk(size)
+    compile_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    thinning, steps = cfg.thinning, 0
+    store: dict[str, np.ndarray] | None = None
+    totals = dict.fromkeys(WORK_KEYS, 0.0)
+    n_checks, reason, check = 0, "budget", StopCheck(done=False)
+    max_steps = cfg.max_steps if cfg.max_steps is not None else float("inf")
+    max_fde = cfg.max_fde if cfg.max_fde is not None else float("inf")
+    while True:
+        chunk_steps = size * thinning
+        states, records = compiled(states, params, jnp.asarray(steps, jnp.uint32), jnp.asarray(thinning, jnp.uint32))
+        piece = _to_chains_first(jax.device_get(records))
+        chunk_fde = float(piece["fde"].sum())
+        for k in WORK_KEYS:
+            totals[k] += float(piece.pop(k).sum())
+        steps += chunk_steps
+        store = piece if store is None else {k: np.concatenate([store[k], piece[k]], axis=1) for k in store}
+        if store["loss"].shape[1] > cfg.max_draws:
+            # Keep the draws at even multiples of the old thinning: equally spaced at twice the thinning.
+            store = {k: v[:, 1::2] for k, v in store.items()}
+            thinning *= 2
+        if steps >= cfg.steps:
+            check = rule(store["loss"], store["theta"])
+            n_checks += 1
+            if check.done:
+                reason = check.diagnostics.get("reason", "converged")
+                report("sampling", steps, steps, check.note)
+                break
+        next_steps = size * thinning
+        fde_per_step = chunk_fde / cfg.chains / chunk_steps
+        if steps + next_steps > max_steps or totals["fde"] / cfg.chains + fde_per_step * next_steps > max_fde:
+            report("sampling", steps, steps, check.note)
+            break
+        report("sampling", steps, _progress_total(cfg, steps), check.note)
+    return {"traces": store, "fde_sampling": totals["fde"], "grad_evals_sampling": totals["grad_evals"],
+            "steps": steps, "thinning": thinning, "stop_reason": reason, "n_checks": n_checks,
+            "stop_diagnostics": dict(check.diagnostics), "compile_s": compile_s,
+            "sampling_s": time.perf_counter() - t0}
+
+
+def _until_chunk_size(cfg: SamplerConfig) -> int:
+    """Draws per chunk until converged: the minimum run (`steps`) if that is shorter than max_draws / 8,
+    so the first check comes as soon as allowed; even, so that halving the store keeps the spacing."""
+    size = min(cfg.max_draws // CHUNKS_PER_STORE, -(-cfg.steps // cfg.thinning))
+    return max(2, size + size % 2)
+
+
+def _progress_total(cfg: SamplerConfig, steps: int) -> int:
+    """The progress bar's end: the step budget when there is one, else twice the steps so far."""
+    return cfg.max_steps if cfg.max_steps is not None else max(2 * steps, cfg.steps)
+
+
+def _to_chains_first(records: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """(D, C, ...) -> (C, D, ...)."""
+    return {k: np.swapaxes(np.asarray(v), 0, 1) for k, v in records.items()}
 
 
 def _chunk_fn(
     sampler: Sampler, posterior: Posterior, cfg: SamplerConfig, k_sample: jax.Array, projections: jax.Array
-) -> Callable[[Any, Any, jax.Array, int], tuple[Any, dict[str, jax.Array]]]:
-    """`chunk(states, params, index, size)`: `size` kept draws of `thinning` steps each, for all chains."""
-    n_chains, thinning = cfg.chains, cfg.thinning
+) -> Callable[[Any, Any, jax.Array, jax.Array, int], tuple[Any, dict[str, jax.Array]]]:
+    """`chunk(states, params, start, thinning, size)`: `size` kept draws, `thinning` steps each, all chains.
+
+    `start` (the index of the chunk's first step) and `thinning` are traced, so one compiled chunk serves
+    every thinning level; `size` is static.
+    """
+    n_chains = cfg.chains
     record_full = cfg.loss_trace == "full"
     w_star = posterior.w_star
 
-    def one_draw(carry, keys):
-        states, params = carry
+    def step_all(states, params, step_index):
+        keys = jax.random.split(jax.random.fold_in(k_sample, step_index), n_chains)
+        return jax.vmap(sampler.step)(keys, states, params)
 
-        def one_step(states, step_keys):
-            return jax.vmap(sampler.step)(step_keys, states, params)
+    def chunk(states, params, start, thinning, size):
+        _, info_shape = jax.eval_shape(step_all, states, params, start)
+        zero_info = {k: jnp.zeros(v.shape, v.dtype) for k, v in info_shape.items()}
 
-        states, infos = jax.lax.scan(one_step, states, keys)  # keys: (thinning, C, 2)
-        last = jax.tree_util.tree_map(lambda a: a[-1], infos)
-        record = {k: v for k, v in last.items() if k not in WORK_KEYS}
-        record.update({k: infos[k].sum(axis=0) for k in WORK_KEYS})
-        pos = jax.vmap(sampler.position)(states)
-        if record_full:
-            record["loss"] = jax.vmap(posterior.full_loss)(pos)
-            record["fde"] = record["fde"] + 1.0  # one full-data loss evaluation per kept draw
-        record["theta"] = (pos - w_star) @ projections.T
-        return (states, params), record
+        def one_draw(states, draw):
+            first = start + draw * thinning
 
-    def chunk(states, params, index, size):
-        # The chunk key is derived inside the compiled function: no host-side dispatch per chunk.
-        key = jax.random.fold_in(k_sample, index)
-        keys = jax.random.split(key, size * thinning * n_chains).reshape(size, thinning, n_chains, -1)
-        (states, _), records = jax.lax.scan(one_draw, (states, params), keys)
-        return states, records
+            def body(i, carry):
+                states, info = carry
+                states, new = step_all(states, params, first + i)
+                new = {k: (info[k] + new[k] if k in WORK_KEYS else new[k]) for k in new}
+                return states, new
+
+            states, info = jax.lax.fori_loop(jnp.uint32(0), thinning, body, (states, zero_info))
+            record = dict(info)
+            pos = jax.vmap(sampler.position)(states)
+            if record_full:
+                record["loss"] = jax.vmap(posterior.full_loss)(pos)
+                record["fde"] = record["fde"] + 1.0  # one full-data loss evaluation per kept draw
+            record["theta"] = (pos - w_star) @ projections.T
+            return states, record
+
+        return jax.lax.scan(one_draw, states, jnp.arange(size, dtype=jnp.uint32))
 
     return chunk
-
-
-def _sample_chunks(
-    compiled: dict[int, Any], lengths: list[int], states: Any, params: Any, on_done: Callable[[int], None]
-) -> list[dict[str, np.ndarray]]:
-    """Run the compiled chunks in order; return their records as host arrays.
-
-    Pipelined: chunk i+1 is dispatched before chunk i's records are copied to the host,
-    so the accelerator never waits for the host between chunks.
-    """
-    pieces: list[dict[str, np.ndarray]] = []
-    done = 0
-    pending = None
-    for i, length in enumerate(lengths):
-        states, records = compiled[length](states, params, jnp.asarray(i, jnp.uint32))
-        if pending is not None:
-            pieces.append(jax.device_get(pending[0]))
-            done += pending[1]
-            on_done(done)
-        pending = (records, length)
-    pieces.append(jax.device_get(pending[0]))
-    on_done(done + pending[1])
-    return pieces
 
 
 FAST_WARMUP_FRACTION = 0.75

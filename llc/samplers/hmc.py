@@ -59,6 +59,13 @@ class NUTSParams:
 
 
 @dataclass(frozen=True)
+class NUTSOnlyParams(NUTSParams):
+    max_tree_depth: int = opt(
+        10, "most trajectory doublings per draw (at most 2^depth - 1 leapfrog steps; Stan's default 10). "
+        "Truncating keeps detailed balance and bounds the cost of each draw, warm-up included.", gt=0, max=15)
+
+
+@dataclass(frozen=True)
 class HMCParams(NUTSParams):
     num_integration_steps: int = opt(20, "integration steps per draw.", gt=0)
 
@@ -148,7 +155,7 @@ def build_window_adapted(posterior: Posterior, cfg: SamplerConfig, kind: str) ->
         kernel = blackjax.hmc.build_kernel()
     else:
         algorithm = blackjax.nuts
-        extra = {}
+        extra = {"max_num_doublings": int(cfg.max_tree_depth)}
         kernel = blackjax.nuts.build_kernel()
 
     def to_w(u: jax.Array) -> jax.Array:
@@ -172,7 +179,8 @@ def build_window_adapted(posterior: Posterior, cfg: SamplerConfig, kind: str) ->
                 new, info = kernel(key, state, logdensity_u, params["step_size"] * jitter,
                                    params["inverse_mass_matrix"], n_leapfrog)
             else:
-                new, info = kernel(key, state, logdensity_u, params["step_size"], params["inverse_mass_matrix"])
+                new, info = kernel(key, state, logdensity_u, params["step_size"], params["inverse_mass_matrix"],
+                                   extra["max_num_doublings"])
             record = {
                 "loss": posterior.loss_from_logdensity(to_w(new.position), new.logdensity),
                 "acceptance_rate": info.acceptance_rate,

@@ -39,9 +39,16 @@ from blackjax.sgmcmc.diffusions import sghmc as sghmc_diffusion
 
 from llc.fields import opt
 from llc.samplers.base import Sampler, scan_warmup, scan_warmup_two_speed
-from llc.samplers.curvature import add_work, initial_step_size
+from llc.samplers.curvature import (
+    add_work,
+    initial_step_size,
+    max_curvature,
+    scaled_step_size,
+    tuning_work,
+)
 from llc.samplers.hmc import blackjax_precision
-from llc.samplers.sg_params import SGParams
+from llc.samplers.precond import Moments, frozen_metric, init_moments, update_moments
+from llc.samplers.sg_params import SG_QUICK, SGParams
 from llc.samplers.spec import SamplerSpec
 
 if TYPE_CHECKING:
@@ -51,7 +58,8 @@ if TYPE_CHECKING:
 
 class SGHMCState(NamedTuple):
     position: jax.Array
-    momentum: jax.Array
+    momentum: jax.Array  # r: the momentum of the whitened coordinates u = G^{-1/2} w, stationary N(0, I)
+    moments: Moments  # running E[ĝ²] for the preconditioner, used during warm-up only
 
 
 FRICTION_TIMES_STEP = 0.1  # default α·ε
@@ -59,7 +67,8 @@ FRICTION_TIMES_STEP = 0.1  # default α·ε
 # Each SG sampler gets the smallest 2.56 M x 2^k steps at which all its validation runs have R̂ <= 1.01.
 # SGHMC needs 5.12 M: its slowest run (DLN [5,4,5] r = 0, seed 0, metastable) has R̂ 1.0115 at 2.56 M,
 # 1.0057 at 5.12 M. ≈ 65 000 FDE per chain, 1.6x HMC's work (docs/validation.md, "SG budget").
-SGHMC_FULL_BUDGET = {"steps": 5_120_000, "warmup": 64_000, "thinning": 320}
+# Until converged, 640 000 is the minimum and 4x the old fixed budget the most (docs/convergence.md).
+SGHMC_FULL_BUDGET = {"steps": 640_000, "max_steps": 20_480_000, "warmup": 64_000, "thinning": 320}
 
 
 @dataclass(frozen=True)
@@ -73,44 +82,80 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
     work = {"fde": n_int * posterior.batch_fraction, "grad_evals": float(n_int)}
 
     def init(position: jax.Array) -> SGHMCState:
-        return SGHMCState(position, jnp.zeros_like(position))
+        return SGHMCState(position, jnp.zeros_like(position), init_moments(position))
 
-    def step(key, state: SGHMCState, params):
-        eps, alpha = params
+    def integrate(key, state: SGHMCState, params):
+        """One sampler step; returns the new state, the mean minibatch loss, and the last ĝ."""
+        eps, alpha, sqrt_metric = params
 
         def one(carry, k):
-            position, momentum = carry
+            position, momentum, _ = carry
             k_batch, k_noise = jax.random.split(k)
             loss, grad = posterior.batch_grad(position, k_batch)
             dtype = position.dtype
+            root = sqrt_metric.astype(dtype)
             with blackjax_precision(dtype):
                 integrator = sghmc_diffusion(alpha=alpha.astype(dtype), beta=0.0)
-                position, momentum = integrator(k_noise, position, momentum, grad.astype(dtype), eps.astype(dtype))
-            return (position.astype(dtype), momentum.astype(dtype)), loss
+                # SGHMC in u = G^{-1/2} w (gradient G^{1/2} ĝ), mapped back: w' = w + G^{1/2} (ε r).
+                # With G = 1 this is BlackJAX's update on w, bit for bit.
+                move, momentum = integrator(k_noise, jnp.zeros_like(position), momentum,
+                                            (root * grad).astype(dtype), eps.astype(dtype))
+            return (position + root * move, momentum.astype(dtype), grad), loss
 
-        (position, momentum), losses = jax.lax.scan(one, tuple(state), jax.random.split(key, n_int))
-        info = {"loss": jnp.mean(losses), **{k: jnp.asarray(v, jnp.float64) for k, v in work.items()}}
-        return SGHMCState(position, momentum), info
+        zero = jnp.zeros_like(state.position)
+        (position, momentum, grad), losses = jax.lax.scan(
+            one, (state.position, state.momentum, zero), jax.random.split(key, n_int))
+        return state._replace(position=position, momentum=momentum), jnp.mean(losses), grad
 
-    def warmup(key, state: SGHMCState, num_steps: int):
-        k_mom, k_step, k_run = jax.random.split(key, 3)
-        size, tuning = initial_step_size(posterior, cfg, k_step, state.position)
-        # an explicit step_size is ε itself; a curvature-scaled one is SGLD's h = ε/α with α·ε fixed
+    def info_of(loss):
+        return {"loss": loss, **{k: jnp.asarray(v, jnp.float64) for k, v in work.items()}}
+
+    def step(key, state: SGHMCState, params):
+        state, loss, _ = integrate(key, state, params)
+        return state, info_of(loss)
+
+    def adapt_step(key, state: SGHMCState, params):
+        # Unpreconditioned steps while the second moments accumulate (a metric that changed during
+        # sampling would need the Γ correction); the metric is frozen at the end of warm-up.
+        state, loss, grad = integrate(key, state, params)
+        return state._replace(moments=update_moments(state.moments, grad, cfg.precond_decay)), info_of(loss)
+
+    def integration_params(size):
+        """(ε, α): an explicit step_size is ε itself; a curvature-scaled one is SGLD's h = ε/α with α·ε fixed."""
         eps = size if cfg.step_size is not None else jnp.sqrt(size * FRICTION_TIMES_STEP)
         alpha = jnp.asarray(cfg.friction, jnp.float64) if cfg.friction is not None else FRICTION_TIMES_STEP / eps
+        return eps, alpha
+
+    def warmup(key, state: SGHMCState, num_steps: int):
+        k_mom, k_step, k_run, k_precond = jax.random.split(key, 4)
+        size, tuning = initial_step_size(posterior, cfg, k_step, state.position)
+        eps, alpha = integration_params(size)
         momentum = jax.random.normal(k_mom, state.position.shape, state.position.dtype)
-        params = (eps, alpha)
+        ones = jnp.ones_like(state.position)
+        params = (eps, alpha, ones)
         state = state._replace(momentum=momentum)
+        burn_in = step if cfg.precond == "none" else adapt_step
         factor, fast = cfg.warmup_step_factor, {}
         if factor is None:
-            state, info = scan_warmup(step, k_run, state, params, num_steps)
+            state, info = scan_warmup(burn_in, k_run, state, params, num_steps)
         else:
             # f times the SGLD-equivalent step ε/α: with the default friction α·ε stays 0.1, else α stays as set
             eps_fast = eps * jnp.sqrt(factor) if cfg.friction is None else eps * factor
             alpha_fast = FRICTION_TIMES_STEP / eps_fast if cfg.friction is None else alpha
-            state, info = scan_warmup_two_speed(step, k_run, state, (eps_fast, alpha_fast), params, num_steps)
+            state, info = scan_warmup_two_speed(burn_in, k_run, state, (eps_fast, alpha_fast, ones), params,
+                                                num_steps)
             fast = {"warmup_step_size": eps_fast}
-        return state, params, {**add_work(info, tuning), "step_size": eps, "friction": alpha, **fast}
+        info = add_work(info, tuning)
+        metric = frozen_metric(state.moments, cfg.precond, cfg.precond_decay, cfg.precond_eps)
+        if cfg.precond != "none":
+            if cfg.step_size is None:
+                # As for SGLD: the frozen metric changes the stiffest direction, so h is rescaled to it.
+                curvature = max_curvature(posterior, state.position, k_precond, metric)
+                eps, alpha = integration_params(scaled_step_size(posterior, cfg.step_scale, curvature))
+                info = add_work({**info, "curvature_max_preconditioned": curvature}, tuning_work())
+            info = {**info, "metric_min": jnp.min(metric), "metric_max": jnp.max(metric),
+                    "metric_mean": jnp.mean(metric)}
+        return state, (eps, alpha, jnp.sqrt(metric)), {**info, "step_size": eps, "friction": alpha, **fast}
 
     return Sampler(init=init, warmup=warmup, step=step, position=lambda s: s.position)
 
@@ -123,7 +168,7 @@ SPEC = SamplerSpec(
     minibatch=True,
     rel_tol=0.15,
     presets={
-        "quick": {"steps": 20000, "warmup": 10000},
+        "quick": {**SG_QUICK, "warmup": 10000},
         # κ half of SGLD's: at the same h, SGHMC's integrator inflates the stiffest direction's
         # variance twice as much (11% vs 5% at hK = 0.1; docs/samplers.md). Only data-free targets
         # see it: with minibatches the heating cap (0.1·b/nβ) is the smaller bound.

@@ -22,13 +22,11 @@ With `sampler.warmup_step_factor` = f the first three quarters of the warm-up us
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from llc.fields import opt
 from llc.samplers.base import Sampler, scan_warmup, scan_warmup_two_speed
 from llc.samplers.curvature import (
     add_work,
@@ -37,37 +35,17 @@ from llc.samplers.curvature import (
     scaled_step_size,
     tuning_work,
 )
-from llc.samplers.sg_params import SG_FULL_BUDGET, SGParams
+from llc.samplers.precond import Moments, frozen_metric, init_moments, update_moments
+from llc.samplers.sg_params import SG_FULL_BUDGET, SG_QUICK, SGParams
 from llc.samplers.spec import SamplerSpec
 
 if TYPE_CHECKING:
     from llc.config import SamplerConfig
     from llc.posterior import Posterior
 
-PRECONDS = ("none", "rmsprop", "adam")
-
-
-@dataclass(frozen=True)
-class SGLDParams(SGParams):
-    precond: str = opt("none", "diagonal preconditioner adapted during warm-up, then frozen.", choices=PRECONDS)
-    precond_decay: float = opt(0.99, "decay of the running second moment (rmsprop/adam).", gt=0, max=1)
-    precond_eps: float = opt(1e-8, "epsilon added to sqrt of the second moment.", gt=0)
-
-
 class SGLDState(NamedTuple):
     position: jax.Array
-    second_moment: jax.Array  # running E[ĝ²], used during warm-up only
-    count: jax.Array
-
-
-def metric_from_moment(state: SGLDState, precond: str, decay: float, eps: float) -> jax.Array:
-    if precond == "none":
-        return jnp.ones_like(state.position)
-    v = state.second_moment
-    if precond == "adam":
-        v = v / (1.0 - decay ** jnp.maximum(state.count, 1))
-    inv = 1.0 / (jnp.sqrt(v) + eps)
-    return inv / jnp.min(inv)
+    moments: Moments  # running E[ĝ²], used during warm-up only
 
 
 def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
@@ -75,7 +53,7 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
     work = {"fde": posterior.batch_fraction, "grad_evals": 1.0}
 
     def init(position: jax.Array) -> SGLDState:
-        return SGLDState(position, jnp.zeros_like(position), jnp.zeros((), jnp.int32))
+        return SGLDState(position, init_moments(position))
 
     def move(key, state: SGLDState, params):
         h, metric = params
@@ -96,9 +74,8 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
         # Plain SGLD steps while the second moments accumulate: a metric that changed during the
         # steps would need the Γ correction, and the curvature-scaled h is not yet known for it.
         position, loss, grad = move(key, state, (h, jnp.ones_like(state.position)))
-        moment = decay * state.second_moment + (1 - decay) * grad * grad
         info = {"loss": loss, **{k: jnp.asarray(v, jnp.float64) for k, v in work.items()}}
-        return SGLDState(position, moment, state.count + 1), info
+        return SGLDState(position, update_moments(state.moments, grad, decay)), info
 
     def warmup(key, state: SGLDState, num_steps: int):
         k_step, k_precond, key = jax.random.split(key, 3)
@@ -116,7 +93,7 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
             info = {**info, "warmup_step_size": h * factor}
         info = add_work(info, tuning)
         if precond != "none":
-            metric = metric_from_moment(state, precond, decay, eps)
+            metric = frozen_metric(state.moments, precond, decay, eps)
             if cfg.step_size is None:
                 # The frozen metric changes the stiffest direction: rescale h to the preconditioned curvature.
                 curvature = max_curvature(posterior, state.position, k_precond, metric)
@@ -132,9 +109,9 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
 SPEC = SamplerSpec(
     name="sgld",
     summary="stochastic-gradient Langevin dynamics, plain or with a frozen diagonal preconditioner",
-    params=SGLDParams,
+    params=SGParams,
     build=build,
     minibatch=True,
     rel_tol=0.15,
-    presets={"full": SG_FULL_BUDGET},
+    presets={"quick": SG_QUICK, "full": SG_FULL_BUDGET},
 )
