@@ -168,6 +168,9 @@ def main() -> None:
                              "(50 chunks: adds the host loop), alternated --profile-repeats times")
     parser.add_argument("--profile-repeats", type=int, default=5)
     args = parser.parse_args()
+    from llc.jax_setup import configure_jax
+
+    configure_jax()  # float64 and the compilation cache, before any JAX work
 
     import numpy as np
 

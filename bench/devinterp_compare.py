@@ -79,6 +79,9 @@ def main() -> None:
                         help="torch intra-op threads for devinterp (default 1: on a shared 2-core machine torch's "
                              "OpenMP pool with 2 threads spin-waits and runs ~100x slower on these tiny matmuls)")
     args = parser.parse_args()
+    from llc.jax_setup import configure_jax
+
+    configure_jax()  # float64 and the compilation cache, before any JAX work
     if not VENV_PY.exists():
         sys.exit(f"{VENV_PY} not found: run `bash bench/setup_devinterp.sh` first")
 

@@ -9,11 +9,13 @@ from pathlib import Path
 import jax
 
 from llc.config import resolve_config
+from llc.jax_setup import configure_jax
 from llc.posterior import build_posterior
 from llc.runs import run_job
 from llc.samplers import build_sampler, run_chains
 from llc.targets import build_target, problem_keys
 
+configure_jax()  # float64 and the compilation cache, before any JAX work
 out = Path(os.environ.get("OUT", "/tmp"))
 result = {"device": str(jax.devices()[0]), "jax": jax.__version__}
 for prec in ("float64", "float32"):

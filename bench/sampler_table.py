@@ -96,6 +96,9 @@ def main() -> None:
     parser.add_argument("--samplers", default=None, help="comma-separated (default: all of llc.samplers.REGISTRY)")
     parser.add_argument("--timeout", type=float, default=90.0, help="wall-clock limit per job, seconds")
     args = parser.parse_args()
+    from llc.jax_setup import configure_jax
+
+    configure_jax()  # float64 and the compilation cache, before any JAX work
 
     from llc.samplers import REGISTRY
 

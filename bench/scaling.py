@@ -175,6 +175,9 @@ def main() -> None:
     parser.add_argument("--results-dir", default=str(C.BENCH_DIR / "results"))
     parser.add_argument("--no-plots", action="store_true")
     args = parser.parse_args()
+    from llc.jax_setup import configure_jax
+
+    configure_jax()  # float64 and the compilation cache, before any JAX work
     params = [PARAMS[0], PARAMS[2]] if args.quick else PARAMS
     chains = [1, 4] if args.quick else CHAINS
     repeats = 1 if args.quick else args.repeats

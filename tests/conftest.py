@@ -10,6 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from llc.jax_setup import configure_jax
+
+# float64 and the compilation cache for every test, as run_job does for every job (`import llc`
+# itself no longer touches JAX).
+configure_jax()
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -118,21 +118,23 @@ def test_same_job_in_two_processes_is_bit_identical(tmp_path):
 #   trace:    the staging directory has config.json, L0.txt and env.json; trace.nc is about to be written
 #   publish:  the staging directory is complete; the rename to RUNS/<run_id> is next
 #   replace:  --force: the old run directory was renamed aside to _tmp/<id>-old.*; the new one is not in place
+# run_job imports its JAX-side functions when it runs (after the cache lookup), so the hooks replace them
+# in the modules that define them.
 HELD_CHILD = """
 import os, shutil, signal, sys
-import llc.runs.job as job, llc.runs.layout as layout
+import llc.runs.layout as layout, llc.runs.trace as trace, llc.samplers.base as base
 mode = os.environ["LLC_TEST_HOLD"]
 def hold(*args, **kwargs):
     signal.pause()
 if mode == "sampling":
-    real_chains = job.run_chains
+    real_chains = base.run_chains
     def report(phase, done, total, note=""):
         with open(os.environ["LLC_TEST_PROGRESS"], "a") as fh:
             fh.write(f"{phase} {done} {total}\\n")
-    job.run_chains = lambda sampler, posterior, cfg, key, on_progress=None, stop_rule=None: real_chains(
+    base.run_chains = lambda sampler, posterior, cfg, key, on_progress=None, stop_rule=None: real_chains(
         sampler, posterior, cfg, key, report, stop_rule)
 elif mode == "trace":
-    job.write_trace = hold
+    trace.write_trace = hold
 elif mode == "publish":
     layout.publish_dir = hold
 elif mode == "replace":

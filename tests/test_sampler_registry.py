@@ -28,11 +28,7 @@ TOY_MODULE = '''
 
 from dataclasses import dataclass
 
-import jax
-import jax.numpy as jnp
-
 from llc.fields import opt
-from llc.samplers.base import Sampler, scan_warmup
 from llc.samplers.spec import SamplerSpec
 
 
@@ -42,6 +38,12 @@ class ToyParams:
 
 
 def build(posterior, cfg):
+    # JAX inside build, as in every sampler module: llc.config reads SPEC without importing JAX.
+    import jax
+    import jax.numpy as jnp
+
+    from llc.samplers.base import Sampler, scan_warmup
+
     h = cfg.step_size / (posterior.nbeta + posterior.gamma)
     one = {"fde": jnp.ones((), jnp.float64), "grad_evals": jnp.ones((), jnp.float64)}
 

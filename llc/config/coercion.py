@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -114,10 +115,16 @@ def _check_constraints(key: str, value: Any, meta: typing.Mapping[str, Any]) -> 
             raise ConfigError(f"{key}: must be at most {MAX_INT} in size, got {shown(v)}")
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    # resolving the string annotations is the costliest part of checking a key (a dry sweep checks thousands)
+    return typing.get_type_hints(cls)
+
+
 def validate_key_value(key: str, value: Any) -> Any:
     """Check one `section.key` and its value; return the value coerced to the field's type."""
     cls, fld = schema_field(key)
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     coerced = _coerce(key, value, hints[fld.name])
     _check_constraints(key, coerced, fld.metadata)
     return coerced

@@ -30,6 +30,18 @@ def make_payload(config: Any, run_id: str, runs_root: str | Path, force: bool) -
     }
 
 
+def prepare() -> None:
+    """Import what a job computes with (JAX, the targets, samplers and trace writer) and apply the
+    process-wide JAX settings. A local worker calls this before it reports a job started, so a job's
+    clock (and `--timeout`) does not count the imports; `execute` works without it."""
+    from llc.jax_setup import configure_jax
+
+    configure_jax()
+    import llc.posterior  # noqa: F401
+    import llc.runs.trace  # noqa: F401
+    import llc.samplers.base  # noqa: F401
+
+
 def execute(payload: dict[str, Any]) -> dict[str, Any]:
     """Run one job (or find it in the cache). Raises whatever `run_job` raises."""
     from llc.config import config_from_dict

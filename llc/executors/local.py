@@ -58,8 +58,9 @@ def _worker_main(conn: Connection, parent_pid: int) -> None:
     """Worker loop: receive (key, payload), run it, send ("ok", result) or ("error", info)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent_pid)
-    from llc.executors.job import execute
+    from llc.executors.job import execute, prepare
 
+    prepare()  # before the first job's "start": imports are not the job's time
     while True:
         try:
             msg = conn.recv()

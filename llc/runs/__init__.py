@@ -1,8 +1,8 @@
 """Runs: IDs, run directories (`llc.runs.layout`), cache lookup, metadata, and `run_job`.
 
-`run_id` and `family_id` are cheap; the rest (`run_job` and friends) pulls in the samplers, the
-estimator and ArviZ, so it is imported on first use: planning a sweep (`llc sweep --dry-run`)
-needs only the IDs.
+`run_id` and `family_id` are cheap; `run_job` and friends are imported on first use. None of it
+imports JAX: `run_job` imports the JAX side (targets, samplers, trace.nc) only when it computes, so
+planning a sweep and returning a cached run stay fast (tests/test_imports.py).
 """
 
 from __future__ import annotations

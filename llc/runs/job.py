@@ -14,22 +14,24 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from llc.config import Config, config_to_dict
 from llc.estimator import convergence_failures, efficiency, estimate, finite_chains
-from llc.posterior import Posterior, build_posterior
 from llc.records import Estimate, Metrics, Stopping, Timing, Work
 from llc.runs import layout
 from llc.runs.ids import family_id, run_id
-from llc.runs.metadata import environment
-from llc.runs.trace import build_trace, write_trace
-from llc.samplers import ChainRun, build_sampler, run_chains
 from llc.stopping import stop_rule, targets_of
-from llc.targets import Target, build_target, problem_keys
 from llc.version import code_version
+
+# JAX, BlackJAX and ArviZ (targets, posterior, samplers, trace.nc) are imported by run_job after the
+# cache lookup: returning a finished run needs none of them.
+if TYPE_CHECKING:
+    from llc.posterior import Posterior
+    from llc.samplers import ChainRun
+    from llc.targets import Target
 
 DEFAULT_RUNS_DIR = "runs"
 
@@ -75,6 +77,13 @@ def run_job(
         moved = layout.quarantine(final)
         (on_notice or _warn)(f"{final}: damaged run directory ({reason}); moved to {moved}, recomputing")
 
+    from llc.jax_setup import configure_jax
+    from llc.posterior import build_posterior
+    from llc.runs.metadata import environment
+    from llc.samplers import build_sampler, run_chains
+    from llc.targets import build_target, problem_keys
+
+    configure_jax()
     t_start = time.perf_counter()
     if on_progress:
         on_progress("target", 0, 1)
@@ -150,6 +159,8 @@ def _metrics(cfg: Config, target: Target, posterior: Posterior, chains: ChainRun
 def _write_run_dir(runs_root: Path, cfg: Config, posterior: Posterior, chains: ChainRun, valid: np.ndarray,
                    env: dict[str, Any], metrics: Metrics, force: bool) -> None:
     """Write the run's files into a staging directory and rename it to RUNS_ROOT/<run_id>."""
+    from llc.runs.trace import build_trace, write_trace
+
     rid = metrics.run_id
     attrs = {"run_id": rid, "sampler": cfg.sampler.name, "nbeta": posterior.nbeta, "L0": posterior.L0,
              "loss_trace": chains.loss_trace, "lambda_true": posterior.lambda_true}

@@ -9,8 +9,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import jax
-
 from llc.version import code_version
 
 PACKAGES = ("llc", "jax", "jaxlib", "blackjax", "dm-haiku", "optax", "arviz", "arviz-stats", "numpy", "xarray")
@@ -39,6 +37,8 @@ def git_commit() -> str | None:
 
 
 def environment(precision: str) -> dict[str, Any]:
+    import jax
+
     device = jax.devices()[0]
     return {
         "code_version": code_version(),

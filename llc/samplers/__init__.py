@@ -18,8 +18,10 @@ if TYPE_CHECKING:
 
 def build_sampler(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
     from llc.errors import ConfigError, shown
+    from llc.jax_setup import configure_jax
     from llc.samplers.registry import sampler_specs
 
+    configure_jax()  # where a job's JAX work starts when llc is used as a library (run_job does it too)
     specs = sampler_specs()
     if cfg.name not in specs:
         raise ConfigError(f"sampler.name: {shown(cfg.name)} is not implemented; available: {', '.join(specs)}")

@@ -37,18 +37,18 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import blackjax
-import jax
-import jax.numpy as jnp
-from blackjax.adaptation.base import get_filter_adapt_info_fn
-
 from llc.fields import opt
-from llc.samplers.base import Sampler
 from llc.samplers.spec import SamplerSpec
 
 if TYPE_CHECKING:
+    import jax
+
     from llc.config import SamplerConfig
     from llc.posterior import Posterior
+    from llc.samplers.base import Sampler
+
+# JAX and BlackJAX are imported inside the functions that use them: llc.config reads the SPECs of
+# this module and of nuts, mclmc and mclmc_adjusted (which import from it) without them.
 
 TARGET_ACCEPT_HELP = "target acceptance rate for step-size adaptation."
 
@@ -83,6 +83,8 @@ def coordinate_scale(posterior: Posterior) -> float:
 
 
 def _f64(x) -> jax.Array:
+    import jax.numpy as jnp
+
     return jnp.asarray(x, jnp.float64)
 
 
@@ -96,10 +98,15 @@ def blackjax_precision(dtype) -> contextlib.AbstractContextManager:
     gradient, integrator step and adaptation update runs in float32, as BlackJAX intends.
     Work counts (float64) are computed outside this context.
     """
+    import jax
+    import jax.numpy as jnp
+
     return jax.enable_x64(False) if jnp.dtype(dtype) == jnp.float32 else contextlib.nullcontext()
 
 
 def mass_matrix_summary(imm: jax.Array) -> dict[str, jax.Array]:
+    import jax.numpy as jnp
+
     return {
         "inverse_mass_matrix_min": jnp.min(imm),
         "inverse_mass_matrix_max": jnp.max(imm),
@@ -109,6 +116,10 @@ def mass_matrix_summary(imm: jax.Array) -> dict[str, jax.Array]:
 
 def window_warmup(algorithm, logdensity_u, key, u, num_steps: int, cfg: SamplerConfig, s: float, extra: dict):
     """Stan-style window adaptation of step size and diagonal mass matrix, in standardised coordinates u."""
+    import blackjax
+    import jax.numpy as jnp
+    from blackjax.adaptation.base import get_filter_adapt_info_fn
+
     dtype, dim = u.dtype, u.shape[0]
     # Initial metric = identity in w units, i.e. 1/s² in u units; so the initial
     # step size means the same as an HMC step on w with the identity metric.
@@ -145,6 +156,12 @@ def window_warmup(algorithm, logdensity_u, key, u, num_steps: int, cfg: SamplerC
 
 def build_window_adapted(posterior: Posterior, cfg: SamplerConfig, kind: str) -> Sampler:
     """HMC (`kind="hmc"`, fixed L = num_integration_steps) or NUTS (`kind="nuts"`)."""
+    import blackjax
+    import jax
+    import jax.numpy as jnp
+
+    from llc.samplers.base import Sampler
+
     w_star = posterior.w_star
     dtype = w_star.dtype
     s = coordinate_scale(posterior)

@@ -36,19 +36,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import blackjax
-import jax
-import jax.numpy as jnp
-from blackjax.adaptation.mclmc_adaptation import MCLMCAdaptationState
-
 from llc.fields import opt
-from llc.samplers.base import Sampler
 from llc.samplers.hmc import blackjax_precision, mass_matrix_summary
 from llc.samplers.spec import SamplerSpec
 
 if TYPE_CHECKING:
+    import jax
+    from blackjax.adaptation.mclmc_adaptation import MCLMCAdaptationState
+
     from llc.config import SamplerConfig
     from llc.posterior import Posterior
+    from llc.samplers.base import Sampler
+
+# JAX and BlackJAX are imported inside the functions that use them: llc.config reads SPEC (and
+# mclmc_adjusted's, which imports from here) without them.
 
 TUNE_FRACTION = 0.3  # each of BlackJAX's three tuning phases, as a fraction of sampler.warmup
 
@@ -75,6 +76,10 @@ def tuning_integrator_steps(num_steps: int, frac: float = TUNE_FRACTION) -> int:
 def initial_state(init_fn, position, logdensity, key, step_size: float, length_in_steps: float):
     """BlackJAX's initial state (it draws the momentum, or the trajectory-length key) and the tuner's
     starting point: the preset's step size, L = length_in_steps steps, identity metric; plus the tuning key."""
+    import jax
+    import jax.numpy as jnp
+    from blackjax.adaptation.mclmc_adaptation import MCLMCAdaptationState
+
     k_init, k_tune = jax.random.split(key)
     state = init_fn(position, logdensity, k_init)
     step0 = jnp.asarray(step_size, position.dtype)
@@ -88,12 +93,17 @@ def tune_fractions(frac: float, last: float) -> dict[str, float]:
 
 
 def _f64(x) -> jax.Array:
+    import jax.numpy as jnp
+
     return jnp.asarray(x, jnp.float64)
 
 
 def tuned(state, params: MCLMCAdaptationState, n_tune, dtype) -> tuple:
     """Warm-up result shared by both MCLMC tuners: params in the chain's dtype, and the work and
     adapted values to report (init's value_and_grad + 2 gradients per McLachlan tuning step)."""
+    import jax.numpy as jnp
+    from blackjax.adaptation.mclmc_adaptation import MCLMCAdaptationState
+
     params = MCLMCAdaptationState(
         L=jnp.asarray(params.L, dtype),
         step_size=jnp.asarray(params.step_size, dtype),
@@ -106,16 +116,27 @@ def tuned(state, params: MCLMCAdaptationState, n_tune, dtype) -> tuple:
 
 
 def nan_like(tree):
+    import jax
+    import jax.numpy as jnp
+
     return jax.tree_util.tree_map(lambda x: jnp.full_like(x, jnp.nan) if jnp.issubdtype(x.dtype, jnp.inexact) else x, tree)
 
 
 def poison_if(bad: jax.Array, state):
     """Return `state` with every float leaf NaN where `bad` (a scalar bool) holds."""
+    import jax
+    import jax.numpy as jnp
+
     poisoned = nan_like(state)
     return jax.tree_util.tree_map(lambda p, x: jnp.where(bad, p, x), poisoned, state)
 
 
 def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
+    import blackjax
+    import jax.numpy as jnp
+
+    from llc.samplers.base import Sampler
+
     w_star = posterior.w_star
     dtype = w_star.dtype
     energy_var = cfg.desired_energy_var

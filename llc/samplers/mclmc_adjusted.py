@@ -25,20 +25,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import blackjax
-import jax
-from blackjax.adaptation.mclmc_adaptation import MCLMCAdaptationState
-from blackjax.mcmc.adjusted_mclmc_dynamic import make_random_trajectory_length_fn
-
 from llc.fields import opt
-from llc.samplers.base import Sampler
 from llc.samplers.hmc import TARGET_ACCEPT_HELP, blackjax_precision
 from llc.samplers.mclmc import _f64, initial_state, tune_fractions, tuned
 from llc.samplers.spec import SamplerSpec
 
 if TYPE_CHECKING:
+    import jax
+    from blackjax.adaptation.mclmc_adaptation import MCLMCAdaptationState
+
     from llc.config import SamplerConfig
     from llc.posterior import Posterior
+    from llc.samplers.base import Sampler
 
 TUNE_FRACTION = 1.0 / 3.0
 
@@ -51,6 +49,12 @@ class AdjustedMCLMCParams:
 
 
 def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
+    # JAX and BlackJAX are imported here, not at the top: llc.config reads SPEC below without them.
+    import blackjax
+    from blackjax.mcmc.adjusted_mclmc_dynamic import make_random_trajectory_length_fn
+
+    from llc.samplers.base import Sampler
+
     w_star = posterior.w_star
     dtype = w_star.dtype
     target = cfg.target_accept

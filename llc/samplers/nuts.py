@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from llc.samplers.base import Sampler
 from llc.samplers.hmc import NUTSOnlyParams, build_window_adapted
 from llc.samplers.spec import SamplerSpec
 
 if TYPE_CHECKING:
     from llc.config import SamplerConfig
     from llc.posterior import Posterior
+    from llc.samplers.base import Sampler
 
 
 def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:

@@ -33,27 +33,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
-import jax
-import jax.numpy as jnp
-from blackjax.sgmcmc.diffusions import sghmc as sghmc_diffusion
-
 from llc.fields import opt
-from llc.samplers.base import Sampler, scan_warmup, scan_warmup_two_speed
-from llc.samplers.curvature import (
-    add_work,
-    initial_step_size,
-    max_curvature,
-    scaled_step_size,
-    tuning_work,
-)
 from llc.samplers.hmc import blackjax_precision
-from llc.samplers.precond import Moments, frozen_metric, init_moments, update_moments
 from llc.samplers.sg_params import SG_QUICK, SGParams
 from llc.samplers.spec import SamplerSpec
 
 if TYPE_CHECKING:
+    import jax
+
     from llc.config import SamplerConfig
     from llc.posterior import Posterior
+    from llc.samplers.base import Sampler
+    from llc.samplers.precond import Moments
 
 
 class SGHMCState(NamedTuple):
@@ -78,6 +69,21 @@ class SGHMCParams(SGParams):
 
 
 def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
+    # JAX is imported here, not at the top: llc.config reads SPEC below without it (docs/architecture.md).
+    import jax
+    import jax.numpy as jnp
+    from blackjax.sgmcmc.diffusions import sghmc as sghmc_diffusion
+
+    from llc.samplers.base import Sampler, scan_warmup, scan_warmup_two_speed
+    from llc.samplers.curvature import (
+        add_work,
+        initial_step_size,
+        max_curvature,
+        scaled_step_size,
+        tuning_work,
+    )
+    from llc.samplers.precond import frozen_metric, init_moments, update_moments
+
     n_int = int(cfg.num_integration_steps)
     work = {"fde": n_int * posterior.batch_fraction, "grad_evals": float(n_int)}
 

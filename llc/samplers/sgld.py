@@ -24,24 +24,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
-import jax
-import jax.numpy as jnp
-
-from llc.samplers.base import Sampler, scan_warmup, scan_warmup_two_speed
-from llc.samplers.curvature import (
-    add_work,
-    initial_step_size,
-    max_curvature,
-    scaled_step_size,
-    tuning_work,
-)
-from llc.samplers.precond import Moments, frozen_metric, init_moments, update_moments
 from llc.samplers.sg_params import SG_FULL_BUDGET, SG_QUICK, SGParams
 from llc.samplers.spec import SamplerSpec
 
 if TYPE_CHECKING:
+    import jax
+
     from llc.config import SamplerConfig
     from llc.posterior import Posterior
+    from llc.samplers.base import Sampler
+    from llc.samplers.precond import Moments
+
 
 class SGLDState(NamedTuple):
     position: jax.Array
@@ -49,6 +42,20 @@ class SGLDState(NamedTuple):
 
 
 def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
+    # JAX is imported here, not at the top: llc.config reads SPEC below without it (docs/architecture.md).
+    import jax
+    import jax.numpy as jnp
+
+    from llc.samplers.base import Sampler, scan_warmup, scan_warmup_two_speed
+    from llc.samplers.curvature import (
+        add_work,
+        initial_step_size,
+        max_curvature,
+        scaled_step_size,
+        tuning_work,
+    )
+    from llc.samplers.precond import frozen_metric, init_moments, update_moments
+
     precond, decay, eps = cfg.precond, cfg.precond_decay, cfg.precond_eps
     work = {"fde": posterior.batch_fraction, "grad_evals": 1.0}
 

@@ -14,6 +14,7 @@ import numpy as np
 from llc.config import Config, count_params
 from llc.errors import LLCError
 from llc.hashing import content_hash
+from llc.jax_setup import configure_jax
 from llc.records import ERMRecord
 from llc.targets import store
 from llc.targets.data import sample_inputs, sample_noise
@@ -81,6 +82,7 @@ def _mean_sq_loss(predict, x, y, sigma):
 
 def build_target(cfg: Config, runs_root: str | Path | None = None) -> Target:
     """Build the target for `cfg`, reusing the stored copy under `runs_root/_targets/` if present."""
+    configure_jax()  # a float64 target needs x64 on before its first array
     dtype = jnp.float64 if cfg.precision == "float64" else jnp.float32
     tid = target_id(cfg)
     model = _model(cfg, dtype)
