@@ -30,6 +30,7 @@ def _root() -> None:
 # Command modules register themselves on import.
 from llc.cli import aggregate as _aggregate  # noqa: E402,F401
 from llc.cli import analyze as _analyze  # noqa: E402,F401
+from llc.cli import calibrate as _calibrate  # noqa: E402,F401
 from llc.cli import plot_sweep as _plot_sweep  # noqa: E402,F401
 from llc.cli import promote as _promote  # noqa: E402,F401
 from llc.cli import run as _run  # noqa: E402,F401

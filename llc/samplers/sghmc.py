@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from llc.fields import opt
 from llc.samplers.hmc import blackjax_precision
 from llc.samplers.sg_params import SG_QUICK, SGParams
-from llc.samplers.spec import SamplerSpec
+from llc.samplers.spec import SamplerSpec, StepControl
 
 if TYPE_CHECKING:
     import jax
@@ -166,6 +166,30 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
     return Sampler(init=init, warmup=warmup, step=step, position=lambda s: s.position)
 
 
+def _with_step_size(params, size, cfg: SamplerConfig):
+    """(ε, α, G^½) of a run with sampler.step_size = ε: α = sampler.friction when set, else 0.1 / ε (as
+    `warmup`); a frozen metric is kept."""
+    import jax.numpy as jnp
+
+    eps = jnp.asarray(size, jnp.float64)
+    alpha = jnp.asarray(cfg.friction, jnp.float64) if cfg.friction is not None else FRICTION_TIMES_STEP / eps
+    return eps, jnp.broadcast_to(alpha, eps.shape), params[2]
+
+
+def _step_size_for(h: float, cfg: SamplerConfig) -> float:
+    """ε whose overdamped step ε/α is h: sqrt(0.1 h) with the default friction, h·α with a set one."""
+    return float(h * cfg.friction) if cfg.friction is not None else float((h * FRICTION_TIMES_STEP) ** 0.5)
+
+
+# `llc calibrate`: params are (ε, α, G^½); the overdamped limit of the dynamics is SGLD with h = ε/α and
+# the same metric G.
+STEP_CONTROL = StepControl(
+    step_size=lambda params: params[0],
+    with_step_size=_with_step_size,
+    langevin=lambda params: (params[0] / params[1], params[2] ** 2),
+    step_size_for=_step_size_for,
+)
+
 SPEC = SamplerSpec(
     name="sghmc",
     summary="stochastic-gradient Hamiltonian Monte Carlo with persistent momentum (strongly damped)",
@@ -180,4 +204,5 @@ SPEC = SamplerSpec(
         # see it: with minibatches the heating cap (0.1·b/nβ) is the smaller bound.
         "full": {"step_scale": 0.05, **SGHMC_FULL_BUDGET},
     },
+    step_control=STEP_CONTROL,
 )

@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple
 
 from llc.samplers.sg_params import SG_FULL_BUDGET, SG_QUICK, SGParams
-from llc.samplers.spec import SamplerSpec
+from llc.samplers.spec import SamplerSpec, StepControl
 
 if TYPE_CHECKING:
     import jax
@@ -113,6 +113,21 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
     return Sampler(init=init, warmup=warmup, step=step, position=lambda s: s.position)
 
 
+def _with_step_size(params, size, cfg: SamplerConfig):
+    """(h, metric) with sampler.step_size = h; a frozen metric is kept."""
+    import jax.numpy as jnp
+
+    return jnp.asarray(size, jnp.float64), params[1]
+
+
+# `llc calibrate`: params are (h, metric); sampler.step_size is h itself.
+STEP_CONTROL = StepControl(
+    step_size=lambda params: params[0],
+    with_step_size=_with_step_size,
+    langevin=lambda params: params,
+    step_size_for=lambda h, cfg: float(h),
+)
+
 SPEC = SamplerSpec(
     name="sgld",
     summary="stochastic-gradient Langevin dynamics, plain or with a frozen diagonal preconditioner",
@@ -121,4 +136,5 @@ SPEC = SamplerSpec(
     minibatch=True,
     rel_tol=0.15,
     presets={"quick": SG_QUICK, "full": SG_FULL_BUDGET},
+    step_control=STEP_CONTROL,
 )

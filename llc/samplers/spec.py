@@ -22,6 +22,27 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class StepControl:
+    """The step-size handles of a sampler whose step is an overdamped Langevin step (sgld, sghmc).
+
+    `params` is what the sampler's `warmup` returns for one chain (traced inside `llc calibrate`).
+
+    step_size(params): the value `sampler.step_size` has in a run that uses these params.
+    with_step_size(params, step_size, cfg): the params `warmup` would return with `sampler.step_size` set
+        to `step_size` (anything else it adapted, such as a frozen metric, kept).
+    langevin(params): `(h, metric)` of the Langevin step the sampler takes, w += h G ĝ + sqrt(2hG) ξ
+        (SGHMC: its overdamped limit h = ε/α, metric 1); used for relaxation times and the MALA-style
+        acceptance estimate.
+    step_size_for(h, cfg): the `sampler.step_size` whose Langevin step is h (host floats).
+    """
+
+    step_size: Callable[[Any], Any]
+    with_step_size: Callable[[Any, Any, SamplerConfig], Any]
+    langevin: Callable[[Any], tuple[Any, Any]]
+    step_size_for: Callable[[float, SamplerConfig], float]
+
+
+@dataclass(frozen=True)
 class SamplerSpec:
     """A sampler's declaration.
 
@@ -37,6 +58,8 @@ class SamplerSpec:
     rel_tol: relative tolerance of `llc validate` (before the data-set fluctuation term).
     presets: per preset name, the `sampler.*` values this sampler uses there (steps, step size, ...),
         layered over the preset's problem and over `params`' defaults.
+    step_control: how `llc calibrate` moves the sampler's step size (`StepControl`); None for samplers
+        with no step size to calibrate (they adapt their own).
     """
 
     name: str
@@ -46,6 +69,7 @@ class SamplerSpec:
     minibatch: bool
     rel_tol: float
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    step_control: StepControl | None = None
 
     def __post_init__(self) -> None:
         if not (dataclasses.is_dataclass(self.params) and self.params.__dataclass_params__.frozen):
