@@ -75,6 +75,12 @@ def convergence_failures(rhat: float | None, ess_bulk: float | None, n_chains_us
     return failures
 
 
+def estimate_failures(est: Estimate, loss_trace: str, targets: Targets = Targets()) -> list[str]:
+    """Every reason an estimate is not `converged`: its unmet targets, then its warnings (impossible λ̂)."""
+    return convergence_failures(est.rhat, est.ess_bulk, est.n_chains_used or 0, est.rhat_theta, loss_trace,
+                                targets, est.llc_mean, est.llc_se) + list(est.warnings or [])
+
+
 def impossible_reason(llc_mean: float, llc_se: float, n_params: int | None) -> str | None:
     """Why λ̂ cannot be a learning coefficient (0 ≤ λ ≤ d/2), or None when it can.
 

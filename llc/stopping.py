@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from llc.errors import LLCError
-from llc.estimator import Targets, convergence_failures, estimate, finite_chains
+from llc.estimator import Targets, estimate, estimate_failures, finite_chains
 
 if TYPE_CHECKING:
     from llc.config import SamplerConfig
@@ -44,8 +44,7 @@ def stop_rule(cfg: SamplerConfig, nbeta: float, L0: float, loss_trace: str) -> S
             est = estimate(loss, nbeta, L0, valid, theta, loss_trace, targets)
         except LLCError as exc:
             return StopCheck(done=True, note=str(exc), diagnostics={"reason": "diverged"})
-        failures = convergence_failures(est.rhat, est.ess_bulk, est.n_chains_used, est.rhat_theta, loss_trace,
-                                        targets, est.llc_mean, est.llc_se)
+        failures = estimate_failures(est, loss_trace, targets)
         return StopCheck(done=not failures, note=progress_note(est.rhat, est.ess_bulk / est.n_chains_used,
                                                                est.llc_mean, est.llc_se, targets),
                          diagnostics={"llc_mean": est.llc_mean, "llc_se": est.llc_se, "rhat": est.rhat,

@@ -1,14 +1,14 @@
 """The one-line summary `llc run` prints on stderr, built from a run's `Metrics` alone.
 
-It shows the diagnostics that decided `converged` (`llc.estimator.convergence_failures`, the same
-function that set the flag) and, when the run did not converge, why. For a minibatch loss trace
+It shows the diagnostics that decided `converged` (`llc.estimator.estimate_failures`: the
+criteria that set the flag) and, when the run did not converge, why. For a minibatch loss trace
 (SGLD, SGHMC by default) it leads with R̂ of the θ projections: the loss R̂ and ESS there are those of
 minibatch losses and are labelled so.
 """
 
 from __future__ import annotations
 
-from llc.estimator import convergence_failures, is_finite_number
+from llc.estimator import estimate_failures, is_finite_number
 from llc.records import Metrics
 
 
@@ -59,8 +59,7 @@ def verdict(metrics: Metrics) -> str:
     if metrics.stopping is not None:
         failures = list(metrics.stopping.failures)
     else:
-        failures = convergence_failures(est.rhat, est.ess_bulk, est.n_chains_used or 0, est.rhat_theta,
-                                        metrics.loss_trace) + list(est.warnings or [])
+        failures = estimate_failures(est, metrics.loss_trace)
     if est.converged:
         return "converged"
     return "not converged: " + ("; ".join(failures) if failures else "see metrics.json")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from llc.config import Config, config_to_dict
-from llc.estimator import convergence_failures, efficiency, estimate, finite_chains
+from llc.estimator import efficiency, estimate, estimate_failures, finite_chains
 from llc.records import Estimate, Metrics, Stopping, Timing, Work
 from llc.runs import layout
 from llc.runs.ids import family_id, run_id
@@ -143,9 +143,7 @@ def _metrics(cfg: Config, target: Target, posterior: Posterior, chains: ChainRun
         stopping=Stopping(
             rule=cfg.sampler.stop, reason=chains.stop_reason, steps=chains.steps, thinning=chains.thinning,
             checks=chains.n_checks, fde_per_chain=chains.fde_sampling / cfg.sampler.chains,
-            failures=convergence_failures(stats.rhat, stats.ess_bulk, stats.n_chains_used, stats.rhat_theta,
-                                          chains.loss_trace, targets_of(cfg.sampler), stats.llc_mean,
-                                          stats.llc_se) + list(stats.warnings or [])),
+            failures=estimate_failures(stats, chains.loss_trace, targets_of(cfg.sampler))),
         erm=target.erm,
         timing=timing,
         work=work,
