@@ -21,7 +21,7 @@ from llc.config.schema import MAX_SEED
 from llc.errors import ConfigError, shown
 from llc.samplers.registry import sampler_names
 
-STUDY_KEYS = ("base", "problems", "samplers", "seeds", "description")
+STUDY_KEYS = ("base", "problems", "axes", "samplers", "seeds", "description")
 BASE_KEYS = ("preset", "set")
 PROBLEM_KEYS = ("name", "set")
 NOTE_NO_PROBLEMS = "no problems given: one problem named 'base' (the base configuration)"
@@ -255,6 +255,37 @@ def _seeds(value: Any, where: str) -> tuple[int, ...]:
     return tuple(value)
 
 
+def _axes(value: Any, where: str, problems: tuple[ProblemSpec, ...]) -> tuple[ProblemSpec, ...]:
+    """Cross every problem with every combination of the `axes` values (a mapping of dotted key ->
+    list of scalars). Problem `p` with `posterior.gamma: [1, 10]` becomes `p+gamma=1` and
+    `p+gamma=10`; an axis value wins over the problem's own setting of that key."""
+    if not isinstance(value, Mapping) or not value:
+        raise ConfigError(f"{where}: expected a mapping of section.key: [values], e.g. {{posterior.gamma: [1, 10]}}")
+    axes: list[tuple[str, str, list[Any]]] = []
+    for key, values in value.items():
+        here = f"{where}.{key}"
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{here}: expected a non-empty list of values, got {shown(values)}")
+        checked = []
+        for i, raw in enumerate(values):
+            if isinstance(raw, (list, dict)) or raw is None:
+                raise ConfigError(f"{here}[{i}]: axis values are numbers or strings, got {shown(raw)}")
+            # the name shows the value as written (10, not 10.0); the setting is the validated value
+            checked.append((str(raw), _check_set({key: raw}, f"{here}[{i}]", "problem")[key]))
+        if len({label for label, _ in checked}) != len(checked):
+            raise ConfigError(f"{here}: duplicate values in {shown(values)}")
+        axes.append((key, key.rsplit(".", 1)[-1], checked))
+    out = list(problems)
+    for key, short, values in axes:
+        out = [ProblemSpec(name=_check_name(f"{p.name}+{short}={label}", f"{where}.{key}: problem name"),
+                           set={**p.set, key: v}, where=f"{p.where} with {key}={label}")
+               for p in out for label, v in values]
+    names = [p.name for p in out]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{where}: two axes share the last key segment; problem names would repeat")
+    return tuple(out)
+
+
 # ---------------------------------------------------------------- building a study
 
 
@@ -302,6 +333,8 @@ def build_study(
     else:
         problems = (ProblemSpec(name="base", set={}, where="base"),)
         notes.append(NOTE_NO_PROBLEMS)
+    if "axes" in data:
+        problems = _axes(data["axes"], f"{prefix}axes", problems)
 
     if sampler_grid is not None:
         samplers = _samplers(sampler_grid, sampler_grid_source)
