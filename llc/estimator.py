@@ -13,11 +13,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from llc.errors import LLCError
-from llc.records import Efficiency, Estimate
+from llc.records import Basin, Efficiency, Estimate
 
 RHAT_MAX = 1.01
 ESS_PER_CHAIN_MIN = 100
 IMPOSSIBLE_SE = 3.0  # a λ̂ beyond [0, d/2] by more than this many SE cannot be a learning coefficient
+# Leaving the basin (docs/localization.md): a kept draw with nβ(L_n - L0) below -(BASIN_ALLOWANCE + BASIN_SE·SE).
+# At an ERM centre no draw goes lower except through the gradient ERM left behind: |∇L_n(w*)| ≤ erm_tol
+# = sqrt(γ)/(nβ), over a displacement of at most ~3/sqrt(γ) along it, lowers nβ·L_n by at most 3.
+BASIN_ALLOWANCE = 3.0
+BASIN_SE = 3.0
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,34 @@ def impossible_reason(llc_mean: float, llc_se: float, n_params: int | None) -> s
     return None
 
 
+def basin_check(loss: np.ndarray, valid: np.ndarray, nbeta: float, L0: float, llc_se: float, loss_trace: str,
+                dist2: np.ndarray | None = None, gamma: float | None = None,
+                n_params: int | None = None) -> tuple[Basin, str | None]:
+    """Did the chains stay in the basin of w*? The record, and the warning when they did not.
+
+    `dist2` (C, D): ||w - w*||² at the kept draws. Only an exact (full-data) loss trace can show a
+    lower basin: a minibatch loss dips below L0 by its own noise.
+    """
+    gap = threshold = None
+    left = False
+    if loss_trace == "full":
+        gap = float(nbeta * (np.min(loss[valid]) - L0))
+        threshold = BASIN_ALLOWANCE + BASIN_SE * (llc_se if is_finite_number(llc_se) else 0.0)
+        left = gap < -threshold
+    dist_rms = radius = ratio = None
+    if dist2 is not None:
+        dist_rms = float(np.sqrt(np.mean(np.asarray(dist2[valid], dtype=np.float64))))
+        if gamma and n_params:
+            radius = math.sqrt(n_params / gamma)
+            ratio = dist_rms / radius
+    record = Basin(dist_rms=dist_rms, localization_radius=radius, dist_ratio=ratio, loss_gap_min=gap,
+                   gap_threshold=threshold, left=left)
+    if not left:
+        return record, None
+    return record, (f"chains left the basin of w*: a draw reached nβ(L - L0) = {gap:.3g} < -{threshold:.3g}, "
+                    "so λ̂ is not local (raise posterior.gamma, or check that w* is a minimum)")
+
+
 def running_llc(loss: np.ndarray, nbeta: float, L0: float) -> tuple[np.ndarray, np.ndarray]:
     """Running λ̂ (notes §3): per chain (C, D), nβ·(mean of the loss of draws 1..t − L0), and pooled (D,)."""
     steps = np.arange(1, loss.shape[1] + 1)
@@ -114,13 +147,16 @@ def estimate(
     loss_trace: str = "full",
     targets: Targets = Targets(),
     n_params: int | None = None,
+    dist2: np.ndarray | None = None,
+    gamma: float | None = None,
 ) -> Estimate:
     """λ̂ (pooled and per chain), SE, ESS, R̂ and the `converged` flag from a (C, D) loss trace.
 
     `theta` (C, D, K): projections of w - w*; their largest split-R̂ is reported as `rhat_theta`.
     With `loss_trace="batch"` (minibatch losses, whose own noise makes the loss R̂ ≈ 1 whether or not
     the chains mix) `converged` also requires rhat_theta ≤ 1.01: the positions must have mixed.
-    With `n_params`, a λ̂ outside [0, d/2] by more than 3 SE is flagged (`warnings`) and not `converged`.
+    With `n_params`, a λ̂ outside [0, d/2] by more than 3 SE is flagged (`warnings`) and not `converged`;
+    so is a run whose chains left the basin of w* (`basin_check`; `dist2` and `gamma` add the distances).
     """
     import arviz_stats as azs  # slow to import (xarray, scipy); only estimation needs it
 
@@ -144,7 +180,9 @@ def estimate(
         rhat_theta = max(float(azs.rhat(projections[..., k])) for k in range(projections.shape[-1]))
     failures = convergence_failures(rhat, ess_bulk, good.shape[0], rhat_theta, loss_trace, targets, llc_mean, llc_se)
     impossible = impossible_reason(llc_mean, llc_se, n_params)
-    converged = not failures and impossible is None
+    basin, left = basin_check(loss, valid, nbeta, L0, llc_se, loss_trace, dist2, gamma, n_params)
+    warnings = [w for w in (impossible, left) if w]
+    converged = not failures and not warnings
     llc_per_chain = [float(v) if ok else None for v, ok in zip(_expand(per_chain, valid), valid, strict=True)]
     return Estimate(
         llc_mean=llc_mean,
@@ -158,7 +196,8 @@ def estimate(
         converged=converged,
         n_chains_used=int(valid.sum()),
         n_chains_diverged=n_bad,
-        warnings=[impossible] if impossible else None,
+        warnings=warnings or None,
+        basin=basin,
     )
 
 

@@ -94,6 +94,18 @@ class Record:
 
 
 @dataclass(frozen=True)
+class Basin(Record):
+    """Did the chains stay local? (`llc.estimator.basin_check`): metrics.json's `basin` entry."""
+
+    dist_rms: float | None  # RMS distance ||w - w*|| over the kept draws of the finite chains
+    localization_radius: float | None  # sqrt(d / γ): the RMS radius of the localizing Gaussian alone
+    dist_ratio: float | None  # dist_rms / localization_radius: ~1 when only γ holds the chains
+    loss_gap_min: float | None  # nβ (min L_n over kept draws - L0); None for a minibatch loss trace
+    gap_threshold: float | None  # below -this the chains found a lower basin than w*
+    left: bool  # the chains found losses below L0 by more than the threshold: λ̂ is not local
+
+
+@dataclass(frozen=True)
 class Estimate(Record):
     """λ̂ and its uncertainty from the kept loss trace (notes §3); see `llc.estimator.estimate`."""
 
@@ -109,8 +121,10 @@ class Estimate(Record):
     n_chains_used: int
     n_chains_diverged: int
     warnings: Sequence[str] | None = None  # why a λ̂ cannot be right (impossible value, ...); written when set
+    basin: Basin | None = None  # distance from w* and the lowest loss found (absent before issue 17)
 
-    OPTIONAL: ClassVar[tuple[str, ...]] = ("warnings",)
+    NESTED: ClassVar[Mapping[str, type[Record]]] = {"basin": Basin}
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("warnings", "basin")
 
 
 @dataclass(frozen=True)

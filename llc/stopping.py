@@ -45,6 +45,8 @@ def stop_rule(cfg: SamplerConfig, nbeta: float, L0: float, loss_trace: str) -> S
         except LLCError as exc:
             return StopCheck(done=True, note=str(exc), diagnostics={"reason": "diverged"})
         failures = estimate_failures(est, loss_trace, targets)
+        if est.basin is not None and est.basin.left:  # a lower basin stays found: more draws cannot make λ̂ local
+            return StopCheck(done=True, note=failures[-1], diagnostics={"reason": "left_basin", "failures": failures})
         return StopCheck(done=not failures, note=progress_note(est.rhat, est.ess_bulk / est.n_chains_used,
                                                                est.llc_mean, est.llc_se, targets),
                          diagnostics={"llc_mean": est.llc_mean, "llc_se": est.llc_se, "rhat": est.rhat,

@@ -70,7 +70,8 @@ def stop_text(metrics: Metrics) -> str | None:
     stop = metrics.stopping
     if stop is None or stop.rule != "converged":
         return None
-    why = {"converged": "targets met", "budget": "budget spent", "diverged": "every chain diverged"}
+    why = {"converged": "targets met", "budget": "budget spent", "diverged": "every chain diverged",
+           "left_basin": "chains left the basin of w*"}
     return f"stopped at {stop.steps:,} steps ({why.get(stop.reason, stop.reason)}, {stop.fde_per_chain:,.0f} FDE/chain)"
 
 

@@ -98,7 +98,7 @@ def run_job(
     chains = run_chains(sampler, posterior, cfg.sampler, problem_keys(cfg.seed)["sampler"], on_progress, rule)
     valid = finite_chains(chains.loss, chains.theta)
     stats = estimate(chains.loss, posterior.nbeta, posterior.L0, valid, chains.theta, chains.loss_trace,
-                     targets_of(cfg.sampler), target.n_params)
+                     targets_of(cfg.sampler), target.n_params, chains.dist2, posterior.gamma)
     timing = Timing(target_s=target_s, compile_s=chains.compile_s, warmup_s=chains.warmup_s,
                     sampling_s=chains.sampling_s, total_s=time.perf_counter() - t_start)
     env = environment(cfg.precision)

@@ -78,6 +78,7 @@ class ChainRun:
 
     loss: np.ndarray  # (C, D) recorded loss at kept draws
     theta: np.ndarray  # (C, D, N_PROJECTIONS) random projections of w - w*
+    dist2: np.ndarray  # (C, D) ||w - w*||² at the kept draws (did the chains stay local?)
     diagnostics: dict[str, np.ndarray]  # (C, D) per-draw sampler diagnostics
     warmup_info: dict[str, np.ndarray]  # (C, ...) adapted quantities per chain
     fde_warmup: float
@@ -90,7 +91,7 @@ class ChainRun:
     loss_trace: str
     steps: int = 0  # sampling steps per chain actually run
     thinning: int = 1  # steps between the kept draws (after any doubling)
-    stop_reason: str = "fixed"  # fixed | converged | budget | diverged
+    stop_reason: str = "fixed"  # fixed | converged | budget | diverged | left_basin
     n_checks: int = 0  # how often the stop rule was evaluated
     stop_diagnostics: dict[str, Any] = field(default_factory=dict)  # the rule's last verdict
 
@@ -161,6 +162,7 @@ def run_chains(
     return ChainRun(
         loss=traces.pop("loss"),
         theta=traces.pop("theta"),
+        dist2=traces.pop("dist2"),
         diagnostics=traces,
         warmup_info={k: np.asarray(v) for k, v in warm_info.items() if k not in WORK_KEYS},
         fde_warmup=float(np.sum(warm_info["fde"])),
@@ -307,7 +309,9 @@ def _chunk_fn(
             if record_full:
                 record["loss"] = jax.vmap(posterior.full_loss)(pos)
                 record["fde"] = record["fde"] + 1.0  # one full-data loss evaluation per kept draw
-            record["theta"] = (pos - w_star) @ projections.T
+            offset = pos - w_star
+            record["theta"] = offset @ projections.T
+            record["dist2"] = jnp.sum(offset * offset, axis=-1)
             return states, record
 
         return jax.lax.scan(one_draw, states, jnp.arange(size, dtype=jnp.uint32))
