@@ -120,10 +120,35 @@ def test_unnamed_duplicate_samplers_are_numbered():
         ({"problems": [{"name": "a"}, {"name": "b"}], "samplers": [{"sampler": "sgld", "name": "x"}, {"sampler": "sgld", "name": "x"}]},
          "study.yaml: samplers[1]: duplicate sampler label 'x'"),
         ({"problems": [{"name": "a"}, {"name": "b"}]}, "resolves to the same run as job a/sgld/seed0"),
+        ({"axes": [1, 2]}, "study.yaml: axes: expected a mapping of section.key: [values]"),
+        ({"axes": {"posterior.gamma": 10}}, "study.yaml: axes.posterior.gamma: expected a non-empty list of values"),
+        ({"axes": {"posterior.gamma": [1, -1]}}, "study.yaml: axes.posterior.gamma[1]: posterior.gamma: must be >= 0"),
+        ({"axes": {"posterior.gamma": [1, 1]}}, "study.yaml: axes.posterior.gamma: duplicate values"),
+        ({"axes": {"target.hidden": [[4, 4]]}}, "study.yaml: axes.target.hidden[0]: axis values are numbers or strings"),
+        ({"axes": {"target.colour": [1]}}, "unknown key 'target.colour'"),
+        ({"axes": {"seed": [1, 2]}}, "'seed' cannot be set here"),
+        ({"axes": {"target.activation": ["../x"]}}, "is not allowed"),
     ],
 )
 def test_study_errors_name_their_location(data, expected):
     assert expected in _error(data)
+
+
+def test_axes_cross_every_problem_with_every_combination():
+    study = _study({
+        "base": {"preset": "quick", "set": {"data.n": 500}},
+        "problems": [{"name": "a", "set": {"target.hidden": [4], "posterior.gamma": 7}}, {"name": "b"}],
+        "axes": {"posterior.gamma": [1, 10.5], "data.n": [500, 1000]},
+        "samplers": [{"sampler": "hmc"}],
+        "seeds": 1,
+    })
+    jobs = {j.problem: j for j in expand_jobs(study)}
+    assert sorted(jobs) == sorted(f"{p}+gamma={g}+n={n}" for p in "ab" for g in (1, 10.5) for n in (500, 1000))
+    job = jobs["a+gamma=10.5+n=1000"]  # the axis value wins over the problem's own gamma
+    cfg = resolve_config(preset="quick", overrides=["data.n=1000", "target.hidden=[4]",
+                                                    "posterior.gamma=10.5", "seed=0"], sampler="hmc")
+    assert job.run_id == run_id(cfg)
+    assert jobs["b+gamma=1+n=500"].config.posterior.gamma == 1.0
 
 
 def test_grid_errors():

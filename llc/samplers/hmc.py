@@ -223,7 +223,7 @@ SPEC = SamplerSpec(
     params=HMCParams,
     build=build,
     minibatch=False,
-    rel_tol=0.10,
+    rel_tol=0.05,
     presets={
         "quick": {"step_size": 1e-3, "steps": 500, "warmup": 300},
         "full": {"step_size": 1e-4, "steps": 1000, "warmup": 1000, "num_integration_steps": 40},

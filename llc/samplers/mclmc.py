@@ -181,7 +181,7 @@ SPEC = SamplerSpec(
     params=MCLMCParams,
     build=build,
     minibatch=False,
-    rel_tol=0.10,
+    rel_tol=0.05,
     presets={
         "quick": {"step_size": 1e-2, "steps": 4000, "warmup": 1000},
         "full": {"step_size": 1e-3, "steps": 8000, "warmup": 2000},

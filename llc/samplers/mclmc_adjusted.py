@@ -104,7 +104,7 @@ SPEC = SamplerSpec(
     params=AdjustedMCLMCParams,
     build=build,
     minibatch=False,
-    rel_tol=0.10,
+    rel_tol=0.05,
     presets={
         "quick": {"step_size": 1e-2, "steps": 1000, "warmup": 500},
         "full": {"step_size": 1e-3, "steps": 1000, "warmup": 1000, "num_integration_steps": 20},

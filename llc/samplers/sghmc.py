@@ -196,7 +196,7 @@ SPEC = SamplerSpec(
     params=SGHMCParams,
     build=build,
     minibatch=True,
-    rel_tol=0.15,
+    rel_tol=0.08,
     presets={
         "quick": {**SG_QUICK, "warmup": 10000},
         # κ half of SGLD's: at the same h, SGHMC's integrator inflates the stiffest direction's

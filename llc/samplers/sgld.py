@@ -134,7 +134,7 @@ SPEC = SamplerSpec(
     params=SGParams,
     build=build,
     minibatch=True,
-    rel_tol=0.15,
+    rel_tol=0.08,
     presets={"quick": SG_QUICK, "full": SG_FULL_BUDGET},
     step_control=STEP_CONTROL,
 )
