@@ -207,7 +207,6 @@ def swept(tmp_path_factory):
     return runs, jobs, good, ex.ran, short, ex2.ran
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_ref_error_and_ref_z_recomputed_from_the_two_runs_metrics(swept):
     runs, jobs, manifest, ran, _, _ = swept
@@ -251,7 +250,6 @@ def test_ref_error_and_ref_z_recomputed_from_the_two_runs_metrics(swept):
             assert agg[job.run_id]["ref_status"] == "unconverged"
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_analytic_lambda_stays_the_truth_and_checks_the_reference(swept):
     runs, jobs, manifest, _, _, _ = swept
@@ -268,7 +266,6 @@ def test_analytic_lambda_stays_the_truth_and_checks_the_reference(swept):
             assert row["lambda_ref"] != truth
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_an_unconverged_reference_marks_its_family(swept):
     runs, jobs, _, _, short, ran = swept
@@ -284,7 +281,6 @@ def test_an_unconverged_reference_marks_its_family(swept):
     assert sum(r["is_reference"] for r in rows) == 4
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_plot_sweep_ref_metrics(swept, tmp_path):
     from llc.analysis import sweep_plots as sp
@@ -329,7 +325,6 @@ if os.environ.get("LLC_TEST_GATE"):
 '''
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_sigkill_then_resume_does_not_run_the_reference_twice(tmp_path):
     """SIGKILL to the driver once the reference is done and the sgld job is held mid-run (a gate in
