@@ -43,7 +43,9 @@ from llc.study import (
     expand_jobs,
     load_study_file,
     parse_grid,
+    parse_reference,
     parse_seeds,
+    select_problems,
     sweep_id,
 )
 from llc.study.spec import NOTE_NO_PROBLEMS, NOTE_NO_SAMPLERS
@@ -60,12 +62,16 @@ def study_jobs(
     n_seeds: int | None = None,
     preset: str | None = None,
     overrides: Sequence[str] = (),
+    reference: str | None = None,
+    problems: Sequence[str] = (),
     on_note: Callable[[str], None] | None = None,
 ) -> list[Job]:
     """The jobs of a study file and/or grids, as `llc sweep` resolves them (same run IDs).
 
     `problem_grid` / `sampler_grid` are JSON, inline or a file path; `seeds` items may be
     ints or comma-separated strings ("0,1"); options win over the file (see `build_study`).
+    `reference` is `--reference` (a sampler, `none`, or an inline JSON entry); `problems` keeps the
+    problems whose names match these globs (`--problems`).
     `on_note` hears the defaults a study fell back to when it named neither problems nor samplers
     (it then runs only the default job, which a user may not have meant).
     """
@@ -77,7 +83,9 @@ def study_jobs(
         problem_grid=pgrid, problem_grid_source=psrc or "--problem-grid:",
         sampler_grid=sgrid, sampler_grid_source=ssrc or "--sampler-grid:",
         seeds=parse_seeds(",".join(str(s) for s in seeds)) if seeds else None, n_seeds=n_seeds,
+        reference=parse_reference(reference),
     )
+    spec = select_problems(spec, problems)
     if on_note is not None and {NOTE_NO_PROBLEMS, NOTE_NO_SAMPLERS} <= set(spec.notes):
         for note in spec.notes:
             on_note(note)
@@ -91,7 +99,8 @@ def sweep_plan(jobs: Sequence[Job], runs_root: str | Path, force: bool = False) 
     lines = [f"{'job':<{width}}  {'run_id':<22}  {'family_id':<20}  status"]
     for job in jobs:
         status = "done" if statuses[job.key] == JobStatus.CACHED else ("to run (forced)" if force else "to run")
-        lines.append(f"{job.key:<{width}}  {job.run_id:<22}  {job.family_id:<20}  {status}")
+        role = "  (reference)" if job.is_reference else ""
+        lines.append(f"{job.key:<{width}}  {job.run_id:<22}  {job.family_id:<20}  {status}{role}")
     done = sum(1 for s in statuses.values() if s == JobStatus.CACHED)
     lines.append(f"sweep {sweep_id(jobs)}: {len(jobs)} jobs, {done} done, {len(jobs) - done} to run; "
                  f"runs root {runs_root}")

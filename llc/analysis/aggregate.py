@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from llc.analysis.reference import join_reference, manifest_references
 from llc.records import Metrics
 from llc.runs.layout import (
     CONFIG,
@@ -148,7 +149,7 @@ def sweep_rows(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
             "run_dir": str(run_dir) if metrics is not None else None,
         }
         rows.append(_row(identity, job.get("config") or try_read_json(run_dir / CONFIG), metrics))
-    return rows
+    return join_reference(rows, manifest_references(manifest))
 
 
 def manifest_labels(runs_root: str | Path) -> dict[str, tuple[str, str]]:
@@ -164,6 +165,21 @@ def manifest_labels(runs_root: str | Path) -> dict[str, tuple[str, str]]:
             if rid and (rid not in labels or updated >= labels[rid][2]):
                 labels[rid] = (job.get("problem"), job.get("sampler"), updated)
     return {rid: (p, s) for rid, (p, s, _) in labels.items()}
+
+
+def references_in(runs_root: str | Path) -> dict[str, str]:
+    """family ID -> reference run ID from the sweep manifests in RUNS/_sweeps (the latest sweep that
+    names a reference for a family wins)."""
+    found: dict[str, tuple[str, str]] = {}
+    for path in sorted((Path(runs_root) / "_sweeps").glob("*.json")):
+        data = try_read_json(path)
+        if not data:
+            continue
+        updated = str(data.get("updated", ""))
+        for fam, rid in manifest_references(data).items():
+            if fam not in found or updated >= found[fam][1]:
+                found[fam] = (rid, updated)
+    return {fam: rid for fam, (rid, _) in found.items()}
 
 
 def run_dirs(runs_root: str | Path, on_damaged: Callable[[Path, str], None] | None = None) -> list[Path]:
@@ -186,7 +202,9 @@ def run_dirs(runs_root: str | Path, on_damaged: Callable[[Path, str], None] | No
 
 def collect_rows(runs_root: str | Path, use_manifests: bool = True,
                  on_damaged: Callable[[Path, str], None] | None = None) -> list[dict[str, Any]]:
-    """One row per complete run directory, rebuilt from config.json + metrics.json alone."""
+    """One row per complete run directory, rebuilt from config.json + metrics.json alone; with
+    `use_manifests`, labels and each family's reference (the reference columns) come from the
+    sweep manifests."""
     labels = manifest_labels(runs_root) if use_manifests else {}
     rows = []
     for path in run_dirs(runs_root, on_damaged):
@@ -201,7 +219,7 @@ def collect_rows(runs_root: str | Path, use_manifests: bool = True,
             "status": "done", "error": None, "error_kind": None, "run_dir": str(path.resolve()),
         }
         rows.append(_row(identity, config, metrics))
-    return rows
+    return join_reference(rows, references_in(runs_root)) if use_manifests else rows
 
 
 def columns(rows: Iterable[Mapping[str, Any]]) -> list[str]:

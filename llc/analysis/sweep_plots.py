@@ -11,6 +11,8 @@ seeds of one problem):
   Monte Carlo standard error of that mean (k runs). It does not include the spread between
   seeds (data sets); each run is also drawn as a faint dot so that spread stays visible.
 - `rel_error` = (llc_mean − lambda_true) / lambda_true per run; error bar the combined SE / λ.
+- `ref_error`, `ref_z` (against the family's reference run, llc.analysis.reference): the mean over
+  runs, ±1 SE across runs; the reference rows themselves have no value and are not drawn.
 - every other metric (wnv_time, wnv_fde, ess_per_sec, ess_per_fde, or any numeric column): the
   mean over runs; error bar ±1 standard error across runs, std(ddof=1)/sqrt(k) (none if k = 1).
 Rows whose metric is missing (failed jobs) are dropped and counted in the subtitle.
@@ -39,6 +41,8 @@ from llc.runs.layout import atomic_path
 METRICS: dict[str, str] = {
     "llc_mean": "λ̂ (mean over runs ± combined SE)",
     "rel_error": "relative error (λ̂ − λ) / λ",
+    "ref_error": "error against the reference (λ̂ − λ_ref) / λ_ref",
+    "ref_z": "(λ̂ − λ_ref) / combined SE √(SE² + SE_ref²)",
     "wnv_time": "work-normalized variance SE(λ̂)² × sampling seconds (lower is better)",
     "wnv_fde": "work-normalized variance SE(λ̂)² × sampling FDE (lower is better)",
     "ess_per_sec": "bulk ESS per sampling second (higher is better)",
@@ -52,6 +56,7 @@ SIZE_LABELS = {
     "target.target_params": "requested parameter count (target.target_params)",
 }
 CONFIG_PREFIXES = ("target.", "data.", "posterior.", "sampler.")
+REFERENCE_METRICS = ("ref_error", "ref_z")  # columns of llc.analysis.reference
 IDENTITY = ("run_id", "family_id", "problem", "sampler", "seed", "status", "error", "error_kind", "run_dir")
 
 
@@ -198,6 +203,9 @@ def select(
         raise ConfigError(f"--size-col: column {size_col!r} is not numeric; numeric columns: {', '.join(numeric)}")
     if metric not in METRICS and metric not in df.columns:
         raise ConfigError(f"--metric: unknown metric {metric!r}; available: {', '.join(METRICS)} or any numeric column")
+    if metric in REFERENCE_METRICS and metric not in numeric:
+        raise ConfigError(f"--metric {metric}: no row has a {metric} value; it needs a sweep with a reference "
+                          "(llc sweep --reference nuts, or `reference:` in the study) whose reference converged")
     if metric != "rel_error" and metric not in numeric:
         if metric in df.columns:
             raise ConfigError(f"--metric: column {metric!r} is not numeric (or empty in every row)")
@@ -349,6 +357,12 @@ def _draw_reference(ax, selection: SweepSelection) -> None:
                         label="λ true", gid="lambda_true")
     elif selection.metric == "rel_error":
         ax.axhline(0.0, color="black", ls="--", lw=1.2, label="exact (λ̂ = λ)")
+    elif selection.metric == "ref_error":
+        ax.axhline(0.0, color="black", ls="--", lw=1.2, label="reference (λ̂ = λ_ref)")
+    elif selection.metric == "ref_z":
+        ax.axhline(0.0, color="black", ls="--", lw=1.2, label="reference (λ̂ = λ_ref)")
+        for bound in (-3.0, 3.0):
+            ax.axhline(bound, color="grey", ls=":", lw=1.0, gid=f"ref_z:{bound:+g}")
 
 
 def _format_axes(ax, selection: SweepSelection, logx: bool, logy: bool) -> None:

@@ -19,7 +19,8 @@ def aggregate_command(
         "--csv", help="Output CSV (default RUNS_ROOT/llc_aggregate.csv; the sweep's llc_sweep_results.csv is left alone).")] = None,
     labels: Annotated[bool, typer.Option(
         "--labels/--no-labels",
-        help="Take problem and sampler labels from the sweep manifests in RUNS_ROOT/_sweeps when they name a run.")] = True,
+        help="Take problem and sampler labels, and each family's reference run (the ref_* columns), from the sweep "
+             "manifests in RUNS_ROOT/_sweeps when they name a run.")] = True,
     force: Annotated[bool, typer.Option(
         "--force", help="Replace --csv even when it holds rows aggregate cannot rebuild (a sweep's failed jobs).")] = False,
 ) -> None:

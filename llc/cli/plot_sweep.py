@@ -21,7 +21,7 @@ def plot_sweep_command(
     size_col: Annotated[str, typer.Option(
         "--size-col", help="Numeric column on the x axis, e.g. n_params, n_data, data.n, target.depth.")] = "n_params",
     metric: Annotated[str, typer.Option(
-        "--metric", help="llc_mean, rel_error, wnv_time, wnv_fde, ess_per_sec, ess_per_fde (or any numeric column).")] = "llc_mean",
+        "--metric", help="llc_mean, rel_error, ref_error, ref_z, wnv_time, wnv_fde, ess_per_sec, ess_per_fde (or any numeric column).")] = "llc_mean",
     samplers: Annotated[list[str] | None, typer.Option(
         "--samplers", callback=split_commas,
         help="Values of the CSV's sampler column, repeatable or comma-separated (default: all).")] = None,

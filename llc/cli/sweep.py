@@ -72,6 +72,14 @@ def sweep_command(
     preset: Annotated[str | None, typer.Option("--preset", rich_help_panel=PANEL_STUDY,
                                                help="Base preset (quick or full); default: the study's base.preset, else quick.")] = None,
     set_: SetOpt = None,
+    reference: Annotated[str | None, typer.Option(
+        "--reference", rich_help_panel=PANEL_STUDY,
+        help="Reference sampler run first on every family (problem, seed, ...), e.g. nuts (default settings: until "
+             'converged, sampler.target_rel_se 0.01), or a JSON entry {"sampler": "nuts", "set": {...}}, or none. '
+             "Replaces the study's reference.")] = None,
+    only_problems: Annotated[list[str] | None, typer.Option(
+        "--problems", rich_help_panel=PANEL_STUDY, callback=split_commas,
+        help="Only the problems whose names match these globs, repeatable or comma-separated: --problems 'relu-s*'.")] = None,
     runs_dir: RunsDirOpt = None,
     backend: Annotated[Backend, typer.Option("--backend", rich_help_panel=PANEL_RUN,
                                              help="Where jobs run: local, submitit (SLURM) or modal.")] = Backend.LOCAL,
@@ -108,7 +116,8 @@ def sweep_command(
     from llc.sweeps import run_study_sweep, study_jobs, sweep_executor, sweep_plan
 
     jobs = study_jobs(study, problem_grid=problem_grid, sampler_grid=sampler_grid, seeds=seeds, n_seeds=n_seeds,
-                      preset=preset, overrides=set_ or [], on_note=lambda note: echo_err(f"note: {note}"))
+                      preset=preset, overrides=set_ or [], reference=reference, problems=only_problems or (),
+                      on_note=lambda note: echo_err(f"note: {note}"))
     runs_root = check_runs_root(runs_dir)  # before any work: a file or read-only root fails here
     check_output_file(csv_path, "--csv")
     options = dict(

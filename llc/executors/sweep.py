@@ -46,6 +46,7 @@ def job_entry(job: Job) -> dict[str, Any]:
         "seed": job.seed,
         "run_id": job.run_id,
         "family_id": job.family_id,
+        "reference": job.is_reference,
         "config": config_to_dict(job.config),
     }
 

@@ -3,17 +3,21 @@
 from llc.study.jobs import Job, expand_jobs, is_done, job_key, sweep_id
 from llc.study.spec import (
     ProblemSpec,
+    ReferenceSpec,
     SamplerSpec,
     Study,
     build_study,
     load_study_file,
     parse_grid,
+    parse_reference,
     parse_seeds,
+    select_problems,
 )
 
 __all__ = [
     "Job",
     "ProblemSpec",
+    "ReferenceSpec",
     "SamplerSpec",
     "Study",
     "build_study",
@@ -22,6 +26,8 @@ __all__ = [
     "job_key",
     "load_study_file",
     "parse_grid",
+    "parse_reference",
     "parse_seeds",
+    "select_problems",
     "sweep_id",
 ]

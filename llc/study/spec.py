@@ -8,6 +8,8 @@ Read from a YAML file (`study.yaml`, through `yaml.safe_load` only) and/or from 
 
 from __future__ import annotations
 
+import dataclasses
+import fnmatch
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,12 +23,16 @@ from llc.config.schema import MAX_SEED
 from llc.errors import ConfigError, shown
 from llc.samplers.registry import sampler_names
 
-STUDY_KEYS = ("base", "problems", "axes", "samplers", "seeds", "description")
+STUDY_KEYS = ("base", "problems", "axes", "samplers", "seeds", "reference", "description")
 BASE_KEYS = ("preset", "set")
 PROBLEM_KEYS = ("name", "set")
 NOTE_NO_PROBLEMS = "no problems given: one problem named 'base' (the base configuration)"
 NOTE_NO_SAMPLERS = "no samplers given: sgld with its preset settings"
 SAMPLER_ENTRY_KEYS = ("sampler", "name", "set")
+# The reference sampler of a study (docs/sweeps.md, "A reference λ"): NUTS until converged with a
+# tight SE target, unless the study or `--reference` says otherwise. Its `set` layers on these.
+REFERENCE_SAMPLER = "nuts"
+REFERENCE_DEFAULTS: Mapping[str, Any] = {"sampler.stop": "converged", "sampler.target_rel_se": 0.01}
 MAX_SEEDS = 10_000  # seeds of one study; `--n-seeds 1000000000` stops here, before anything is built
 
 # Names label jobs in the manifest and the CSV. They never become paths, but they are
@@ -50,6 +56,16 @@ class SamplerSpec:
 
 
 @dataclass(frozen=True)
+class ReferenceSpec:
+    """The sampler whose λ̂ every other sampler of a family is compared with (its own settings only)."""
+
+    label: str
+    sampler: str
+    set: Mapping[str, Any]  # REFERENCE_DEFAULTS, then the entry's sampler.* keys
+    where: str
+
+
+@dataclass(frozen=True)
 class Study:
     preset: str
     base: Mapping[str, Any]  # dotted keys -> validated values
@@ -59,6 +75,7 @@ class Study:
     source: str = "<options>"
     base_where: str = "base"
     notes: tuple[str, ...] = field(default_factory=tuple)
+    reference: ReferenceSpec | None = None
 
 
 # ---------------------------------------------------------------- reading input
@@ -232,6 +249,56 @@ def _samplers(entries: Any, where: str) -> tuple[SamplerSpec, ...]:
     return tuple(out)
 
 
+def parse_reference(text: str | None, option: str = "--reference") -> Any:
+    """`--reference nuts`, `--reference none` (no reference) or an inline JSON entry
+    (`{"sampler": "nuts", "set": {"sampler.target_rel_se": 0.02}}`) -> the value of a study's `reference`."""
+    if text is None:
+        return None
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        if len(stripped) > MAX_INPUT_BYTES:
+            raise ConfigError(f"{option}: inline JSON larger than {MAX_INPUT_BYTES} bytes")
+        return load_json(stripped, option)
+    if stripped.lower() in ("none", "off", "false"):
+        return False
+    return {"sampler": stripped}
+
+
+def _reference(value: Any, where: str, samplers: Sequence[SamplerSpec]) -> ReferenceSpec | None:
+    """A study's `reference`: a sampler name, a `{sampler, name, set}` entry, or false/null for none.
+
+    Its `set` takes `sampler.*` keys only: anything else would change the posterior, and the
+    reference must sample the very posterior of the family it is compared with.
+    """
+    if value is None or value is False:
+        return None
+    if isinstance(value, str):
+        value = {"sampler": value}
+    if value is True:
+        value = {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: expected a sampler name or a mapping with keys {', '.join(SAMPLER_ENTRY_KEYS)}, "
+                          f"got {shown(value)}")
+    _check_keys(value, SAMPLER_ENTRY_KEYS, where)
+    names = sampler_names()
+    sampler = value.get("sampler", REFERENCE_SAMPLER)
+    if sampler not in names:
+        raise ConfigError(f"{where}.sampler: {shown(sampler)} is not a sampler; choose one of {', '.join(names)}")
+    own = _check_set(value.get("set"), f"{where}.set", "sampler")
+    for key in own:
+        if not key.startswith("sampler."):
+            raise ConfigError(f"{where}.set: {shown(key)} cannot be set for the reference: it would change the "
+                              "posterior; only sampler.* keys (set problem keys under problems or base.set)")
+    label = _check_name(value["name"], f"{where}.name") if "name" in value else f"ref-{sampler}"
+    for s in samplers:
+        if s.label == label:
+            raise ConfigError(f"{where}: the reference label {shown(label)} is also the label of {s.where}; "
+                              "give the reference a distinct `name`")
+    # The SE target belongs to stop=converged; a reference given another stop rule gets none of the defaults.
+    defaults = REFERENCE_DEFAULTS if own.get("sampler.stop", "converged") == "converged" else {}
+    return ReferenceSpec(label=label, sampler=sampler, set={**defaults, **own}, where=where)
+
+
 def _seeds(value: Any, where: str) -> tuple[int, ...]:
     if isinstance(value, bool):
         raise ConfigError(f"{where}: expected a list of seeds or a count, got {shown(value)}")
@@ -301,12 +368,14 @@ def build_study(
     sampler_grid_source: str = "--sampler-grid:",
     seeds: Sequence[int] | None = None,
     n_seeds: int | None = None,
+    reference: Any = None,
 ) -> Study:
     """Validate a study file's contents and the command-line options into a `Study`.
 
     Options win over the file: `--problem-grid` / `--sampler-grid` replace its lists,
     `--seeds` / `--n-seeds` its seeds, `--preset` its base preset, and `--set` is applied
-    on top of its `base.set`.
+    on top of its `base.set`, `reference` (what `parse_reference` makes of `--reference`; False
+    for none) replaces its `reference`.
     """
     data = dict(data or {})
     prefix = f"{source}: " if data else ""
@@ -355,6 +424,11 @@ def build_study(
     else:
         seed_list = (0,)
 
+    if reference is not None:
+        ref = _reference(reference, "--reference", samplers)
+    else:
+        ref = _reference(data.get("reference"), f"{prefix}reference", samplers)
+
     return Study(
         preset=preset_name,
         base=base_set,
@@ -364,4 +438,18 @@ def build_study(
         source=source,
         base_where=f"{prefix}base",
         notes=tuple(notes),
+        reference=ref,
     )
+
+
+def select_problems(study: Study, patterns: Sequence[str]) -> Study:
+    """The study with only the problems whose name matches one of `patterns` (shell globs, e.g.
+    `relu-*`): `llc sweep --problems` runs a large study in parts. A pattern matching nothing is an error."""
+    if not patterns:
+        return study
+    names = [p.name for p in study.problems]
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(name, pattern) for name in names):
+            raise ConfigError(f"--problems: {shown(pattern)} matches no problem; problems: {', '.join(names)}")
+    kept = tuple(p for p in study.problems if any(fnmatch.fnmatchcase(p.name, pat) for pat in patterns))
+    return dataclasses.replace(study, problems=kept)
