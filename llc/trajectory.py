@@ -127,8 +127,14 @@ def render_trajectory_csv(rows: Sequence[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def plot_trajectory(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> Path | None:
-    """λ̂ ± SE against step (one series per sampler) above the training loss L_n(w_t); None if no run finished."""
+def plot_trajectory(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "", symlog: bool = False,
+                    logx: bool = False) -> Path | None:
+    """λ̂ ± SE against step (one series per sampler) above the training loss L_n(w_t); None if no run finished.
+
+    `rows` as `trajectory_rows` gives them (or read back from the CSV: numbers may be strings). `symlog`
+    draws λ̂ on a symmetric log scale: early checkpoints, far from a critical point, can have large
+    negative λ̂ that would flatten the rest."""
+    rows = [_numeric(r) for r in rows]
     import matplotlib
 
     matplotlib.use("Agg")
@@ -147,6 +153,20 @@ def plot_trajectory(rows: Sequence[dict[str, Any]], path: str | Path, title: str
                         yerr=[r.get("llc_se") or 0.0 for r in items], marker="o", ms=3, capsize=3, label=name)
     losses = sorted({(r["step"], r["L0"]) for r in done if r.get("L0") is not None})
     ax_loss.plot([s for s, _ in losses], [v for _, v in losses], color="k", marker=".")
+    if symlog:
+        from matplotlib.ticker import FixedLocator, FuncFormatter
+
+        ax_llc.set_yscale("symlog", linthresh=5.0, linscale=2.0)
+        low, high = ax_llc.get_ylim()
+        ticks = [v for v in (-1000, -300, -100, -30, -10, -5, 0, 1, 2, 3, 4, 5, 10, 30, 100, 300, 1000) if low <= v <= high]
+        ax_llc.yaxis.set_major_locator(FixedLocator(ticks))
+        ax_llc.yaxis.set_minor_locator(FixedLocator([]))
+        ax_llc.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    if logx:
+        ax_loss.set_xscale("symlog", linthresh=10.0)
+    all_steps = [r["step"] for r in done]
+    ax_loss.set_xlim(min(all_steps), max(all_steps) * 1.2 + 1)
+    ax_llc.axhline(0.0, color="0.6", lw=0.8)
     ax_llc.set_ylabel("λ̂ (± 1 SE)")
     ax_loss.set_ylabel("training loss L_n(w_t)")
     ax_loss.set_xlabel("training step")
@@ -165,6 +185,15 @@ def plot_trajectory(rows: Sequence[dict[str, Any]], path: str | Path, title: str
     finally:
         plt.close(fig)
     return path
+
+
+def _numeric(row: dict[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    out["step"] = int(out["step"])
+    for key in ("llc_mean", "llc_se", "L0"):
+        value = out.get(key)
+        out[key] = float(value) if value not in (None, "") else None
+    return out
 
 
 def run_trajectory(jobs: Sequence[Any], runs_root: str | Path, out: str | Path, backend: str = "local", *,
