@@ -253,3 +253,43 @@ def test_sweep_with_custom_problem_runs_locally(tmp_path, cli):
     assert proc.returncode == 0, proc.stderr
     rows = (runs / "llc_sweep_results.csv").read_text().splitlines()
     assert len(rows) == 3
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(900)
+def test_sweep_with_custom_problem_runs_on_slurm(tmp_path, cli):
+    """The job resolves its entry from the absolute path in its config, on a SLURM node."""
+    from tests.test_submitit import PARTITION, SKIP
+
+    if SKIP is not None:
+        pytest.skip(SKIP)
+    problem = [{"name": "linear", "set": {"target.kind": "custom", "target.entry": f"{DATA / 'linear.py'}:make"}}]
+    runs = tmp_path / "runs"
+    proc = cli(["sweep", "--problem-grid", json.dumps(problem), "--sampler-grid", '[{"sampler": "sgld"}]',
+                "--set", "sampler.stop=fixed", "--set", "sampler.steps=200", "--set", "sampler.thinning=10",
+                "--set", "sampler.chains=2", "--runs-dir", str(runs), "--backend", "submitit",
+                "--slurm-partition", PARTITION, "--slurm-time", "10", "--slurm-cpus", "1", "--slurm-mem", "2G"],
+               runs, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    (path,) = (runs / "_sweeps").glob("sweep-*.json")
+    job = json.loads(path.read_text())["jobs"]["linear/sgld/seed0"]
+    assert job["status"] == "done" and job["state"] == "COMPLETED"
+    metrics = json.loads((runs / job["run_id"] / "metrics.json").read_text())
+    assert metrics["n_params"] == 8 and metrics["lambda_true"] == 4.0
+
+
+@pytest.mark.slow  # ~65 s on 2 cores: six compilations
+@pytest.mark.timeout(600)
+def test_every_sampler_runs_on_a_custom_target(tmp_path):
+    """All registered samplers on the linear entry, short fixed budgets: λ̂ near d/2 = 4 (within 0.5 + 3 SE)."""
+    from llc.samplers.registry import sampler_names
+
+    names = sampler_names()
+    assert len(names) == 6
+    for name in names:
+        cfg = custom(LINEAR, "sampler.stop=fixed", "sampler.steps=1000", "sampler.thinning=5", "sampler.chains=2",
+                     sampler=name)
+        m = run_job(cfg, tmp_path).metrics
+        assert m.sampler == name and m.n_params == 8
+        est = m.estimate
+        assert abs(est.llc_mean - 4.0) < 0.5 + 3 * est.llc_se, (name, est.llc_mean, est.llc_se)
