@@ -9,6 +9,7 @@ import shutil
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from llc.config import config_to_dict, resolve_config
@@ -293,3 +294,36 @@ def test_every_sampler_runs_on_a_custom_target(tmp_path):
         assert m.sampler == name and m.n_params == 8
         est = m.estimate
         assert abs(est.llc_mean - 4.0) < 0.5 + 3 * est.llc_se, (name, est.llc_mean, est.llc_se)
+
+
+def test_cross_entropy_is_the_categorical_nll(tmp_path):
+    """L_n at w* through the posterior = mean of -log softmax(logits)[y], computed here with numpy; minibatches
+    draw from the same rows, so their mean over many keys is L_n."""
+    import jax
+
+    from llc.posterior import build_posterior
+    from llc.targets import build_target
+
+    (tmp_path / "ce.py").write_text(textwrap.dedent("""
+        import numpy as np
+
+        def make(seed):
+            rng = np.random.default_rng(seed)
+            x = rng.normal(size=(300, 5))
+            w = rng.normal(size=(5, 3))
+            y = rng.integers(0, 3, size=300)
+            return {"apply": lambda p, xs: xs @ p, "params": w, "x": x, "y": y, "loss": "cross_entropy"}
+    """))
+    cfg = custom(f"{tmp_path / 'ce.py'}:make", "sampler.batch_size=50")
+    assert (cfg.posterior.loss, cfg.data.n, cfg.target.n_params) == ("cross_entropy", 300, 15)
+    target = build_target(cfg)
+    post = build_posterior(cfg, target)
+    rng = np.random.default_rng(0)
+    x, w, y = rng.normal(size=(300, 5)), rng.normal(size=(5, 3)), rng.integers(0, 3, size=300)
+    logits = x @ w
+    top = logits.max(axis=1, keepdims=True)
+    log_softmax = logits - top - np.log(np.exp(logits - top).sum(axis=1, keepdims=True))
+    assert post.L0 == pytest.approx(-np.mean(log_softmax[np.arange(300), y]), rel=1e-12)
+    keys = jax.random.split(jax.random.key(1), 4000)
+    batch_mean = float(np.mean(jax.vmap(lambda k: post.batch_loss(post.w_star, k))(keys)))
+    assert batch_mean == pytest.approx(post.L0, rel=0.01)
