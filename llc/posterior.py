@@ -60,6 +60,10 @@ def loss_scale(cfg: Config, sigma: float) -> float:
 
 def per_sample_loss(cfg: Config, predict, sigma: float):
     """ℓ_i(w): gaussian = |y - f(x)|²/(2σ²); mse = |y - f(x)|² (devinterp's convention)."""
+    if cfg.posterior.loss == "cross_entropy":  # custom targets only: -log softmax(f(x))[y]
+        from llc.targets.custom import nll
+
+        return nll("cross_entropy", predict, None)
     scale = loss_scale(cfg, sigma)
 
     def loss(w, x, y):

@@ -64,6 +64,10 @@ def test_unset_later_option_leaves_run_ids_of_cached_runs_alone():
     # the config as hashed before these options existed (all unset here)
     for later in ("warmup_step_factor", "max_fde", "target_se", "target_rel_se", "max_tree_depth"):
         assert before["sampler"].pop(later, None) is None
+    from llc.config.custom import CUSTOM_ONLY_KEYS
+
+    for later in CUSTOM_ONLY_KEYS:  # target keys of custom targets: None on every built-in
+        assert before["target"].pop(later) is None
     assert run_id(cfg) == f"sgld-{content_hash({'config': before, 'code_version': code_version()})}"
     assert run_id(resolve_config("quick", ["sampler.warmup_step_factor=4.0"])) != run_id(cfg)
 

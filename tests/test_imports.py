@@ -87,6 +87,7 @@ def test_dry_sweep_imports_no_jax(finished_run, tmp_path):
 @pytest.mark.parametrize("args", [
     ["--help"],
     ["run", "--help"],
+    ["trajectory", "--help"],
     ["run", "--print-config", "--sampler", "nuts"],
     ["validate", "--dry-run"],
     ["aggregate"],

@@ -237,7 +237,8 @@ def test_cli_dry_run_and_errors(tmp_path, monkeypatch, capsys):
     assert run_main(["sweep", str(bad), "--runs-dir", str(runs)], monkeypatch) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         f"error: {bad}: problems[2].set: unknown key 'target.foo': target keys are kind, in_dim, out_dim, hidden, "
-        "depth, target_params, activation, bias, rank, center, teacher_scale, dim, curvature_ratio, erm_steps, erm_tol"
+        "depth, target_params, activation, bias, rank, center, teacher_scale, dim, curvature_ratio, erm_steps, erm_tol, "
+        "entry, entry_sha256, data_sha256, n_params, checkpoint, checkpoint_sha256"
     ]
     assert not (runs / "_sweeps").exists()
 

@@ -112,6 +112,9 @@ def problem_summary(config: dict[str, Any], metrics: Metrics) -> str:
     kind = t.get("kind", "?")
     if kind == "quadratic":
         arch = f"quadratic, d = {t.get('dim')}, curvature ratio {t.get('curvature_ratio'):g}"
+    elif kind == "custom":  # the entry's file (or module) and function, never its folder
+        where, _, fn = str(t.get("entry") or "?").rpartition(":")
+        arch = f"custom {where.replace(chr(92), '/').rpartition('/')[2]}:{fn}, {(config.get('posterior') or {}).get('loss')} loss"
     else:
         hidden = t.get("hidden")
         if hidden is None and t.get("depth") is not None:

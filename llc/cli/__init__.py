@@ -35,6 +35,7 @@ from llc.cli import plot_sweep as _plot_sweep  # noqa: E402,F401
 from llc.cli import promote as _promote  # noqa: E402,F401
 from llc.cli import run as _run  # noqa: E402,F401
 from llc.cli import sweep as _sweep  # noqa: E402,F401
+from llc.cli import trajectory as _trajectory  # noqa: E402,F401
 from llc.cli import validate as _validate  # noqa: E402,F401
 
 

@@ -26,8 +26,8 @@ replace = dataclasses.replace
 TARGET_KEYS_OF_KINDS: dict[str, tuple[str, ...]] = {
     "dim": ("quadratic",),
     "curvature_ratio": ("quadratic",),
-    **{key: ("mlp", "dln") for key in ("in_dim", "out_dim", "hidden", "depth", "target_params", "center",
-                                       "teacher_scale", "erm_steps", "erm_tol")},
+    **{key: ("mlp", "dln") for key in ("in_dim", "out_dim", "hidden", "depth", "target_params", "teacher_scale")},
+    **{key: ("mlp", "dln", "custom") for key in ("center", "erm_steps", "erm_tol")},
     "activation": ("mlp",),  # the DLN's is fixed to identity
     "bias": ("mlp",),  # the DLN never has biases
     "rank": ("dln",),
@@ -51,7 +51,7 @@ def canonical_target(t: TargetConfig) -> TargetConfig:
     (The other direction, MLP keys on a quadratic, is handled where presets are known: `resolve_config`
     ignores a user's value for them, so they keep the preset's value, as every existing run ID has it.)
     """
-    if t.kind == "quadratic":
+    if t.kind in ("quadratic", "custom"):
         return t
     defaults = {f.name: f.default for f in dataclasses.fields(TargetConfig)}
     return replace(t, dim=defaults["dim"], curvature_ratio=defaults["curvature_ratio"])
@@ -74,6 +74,8 @@ def count_params(target: Any) -> int:
     """Number of parameters d of the (resolved) target."""
     if target.kind == "quadratic":
         return target.dim
+    if target.kind == "custom":
+        return target.n_params
     widths = [target.in_dim, *target.hidden, target.out_dim]
     bias = target.bias and target.kind == "mlp"
     return sum(a * b + (b if bias else 0) for a, b in zip(widths[:-1], widths[1:], strict=True))
@@ -102,6 +104,8 @@ def finalize_target(t: TargetConfig, user_keys: set[str]) -> TargetConfig:
     """Hidden widths from depth/target_params, DLN rank and its fixed activation and bias."""
     if t.kind == "quadratic":
         return replace(t, hidden=[], depth=None, target_params=None, rank=None)
+    if t.kind == "custom":  # canonical already (llc.config.custom.resolve_custom)
+        return t
     user_hidden = "target.hidden" in user_keys
     user_depth = "target.depth" in user_keys or "target.target_params" in user_keys
     if user_hidden and user_depth:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from llc.config.coercion import TOP_LEVEL_KEYS, schema_field, validate_key_value
+from llc.config.custom import check_not_custom, resolve_custom
 from llc.config.finalize import finalize, inapplicable_target_keys
 from llc.config.layering import check_preset, check_sampler_keys, default_sampler, preset_layers
 from llc.config.reading import flatten, load_config_file, parse_override
@@ -43,7 +44,7 @@ def resolve_config(
     # so it cannot make a second run ID for the same job (target.rank on an MLP stays an error).
     user = {k: v for k, v in user.items() if k not in inapplicable_target_keys(kind) - {"target.rank"}}
     flat = {**layers, **user, "sampler.name": sampler_name}
-    return _build(flat, user_keys=set(user))
+    return _build(flat, user_keys=set(user), fresh=True)
 
 
 def _user_settings(
@@ -65,11 +66,16 @@ def _user_settings(
     return {key: validate_key_value(key, value) for key, value in user.items()}, file_preset
 
 
-def _build(flat: dict[str, Any], user_keys: set[str]) -> Config:
+def _build(flat: dict[str, Any], user_keys: set[str], fresh: bool) -> Config:
+    """`fresh`: resolving user input (a custom entry is hashed and called); else rebuilding a stored config."""
     flat = {key: validate_key_value(key, value) for key, value in flat.items()}
     sections = {s: {k.split(".", 1)[1]: v for k, v in flat.items() if k.startswith(s + ".")} for s in SECTIONS}
     top = {k: flat[k] for k in TOP_LEVEL_KEYS if k in flat}
     cfg = Config(**{name: cls(**sections[name]) for name, cls in SECTIONS.items()}, **top)
+    if cfg.target.kind == "custom":
+        cfg = resolve_custom(cfg, user_keys, fresh)
+    else:
+        check_not_custom(cfg)
     return finalize(cfg, user_keys)
 
 
@@ -83,4 +89,4 @@ def config_from_dict(data: dict[str, Any]) -> Config:
     flat = flatten({k: v for k, v in data.items() if k != "preset"})
     for key in flat:
         schema_field(key)
-    return _build(flat, user_keys={k for k, v in flat.items() if v is not None})
+    return _build(flat, user_keys={k for k, v in flat.items() if v is not None}, fresh=False)

@@ -16,12 +16,12 @@ from llc.fields import opt
 from llc.samplers.registry import sampler_specs, shared_params
 from llc.samplers.spec import admits_none
 
-TARGET_KINDS = ("mlp", "dln", "quadratic")
+TARGET_KINDS = ("mlp", "dln", "quadratic", "custom")
 ACTIVATIONS = ("relu", "tanh", "gelu", "identity")
-CENTERS = ("erm", "teacher")
+CENTERS = ("erm", "teacher", "given")
 X_DISTS = ("gauss_iso", "gauss_aniso", "mixture", "lowdim_manifold", "heavy_tailed")
 NOISES = ("gauss", "hetero", "student_t", "outliers")
-LOSSES = ("gaussian", "mse")
+LOSSES = ("gaussian", "mse", "cross_entropy")
 PRECISIONS = ("float32", "float64")
 FULL_LOSSES = ("data", "moments")
 
@@ -40,7 +40,8 @@ STOP_RULES = ("fixed", "converged")
 
 @dataclass(frozen=True)
 class TargetConfig:
-    kind: str = opt("mlp", "Model family: teacher-student MLP, deep linear network, or quadratic.", choices=TARGET_KINDS)
+    kind: str = opt("mlp", "Model family: teacher-student MLP, deep linear network, quadratic, or custom (your own "
+                    "model and data from target.entry; docs/custom.md).", choices=TARGET_KINDS)
     in_dim: int = opt(4, "Input dimension (mlp, dln).", gt=0, max=MAX_WIDTH)
     out_dim: int = opt(1, "Output dimension (mlp, dln).", gt=0, max=MAX_WIDTH)
     hidden: list[int] | None = opt(
@@ -52,7 +53,8 @@ class TargetConfig:
     activation: str = opt("relu", "Hidden activation (mlp).", choices=ACTIVATIONS)
     bias: bool = opt(True, "Use biases in the MLP (the DLN never has biases).")
     rank: int | None = opt(None, "dln: rank of the teacher's product matrix (default: smallest width).", min=0, max=MAX_WIDTH)
-    center: str = opt("erm", "Centre w* of the localized posterior: ERM solution or the teacher.", choices=CENTERS)
+    center: str = opt("erm", "Centre w* of the localized posterior: ERM solution, the teacher, or (custom: the default) "
+                      "the params the entry returns.", choices=CENTERS)
     teacher_scale: float = opt(1.0, "Scale of the teacher's random weights (relative to 1/sqrt(fan_in)).", gt=0)
     dim: int = opt(20, "quadratic: number of parameters d.", gt=0, max=MAX_QUADRATIC_DIM)
     curvature_ratio: float = opt(1000.0, "quadratic: ratio of the largest to smallest curvature eigenvalue.", min=1)
@@ -63,6 +65,18 @@ class TargetConfig:
         "first-order bias of the LLC estimate, (n beta)^2 |grad|^2 / gamma, by 1.",
         gt=0,
     )
+    # custom targets (docs/custom.md); None for every built-in kind, so they never enter a built-in's run ID
+    entry: str | None = opt(
+        None, "custom: 'path/to/file.py:function' or 'package.module:function' returning apply, params, x, y, loss "
+        "(runs that code). A file path is resolved to an absolute path.")
+    entry_sha256: str | None = opt(None, "custom: sha256 of the entry's source file (set when the config is resolved).")
+    data_sha256: str | None = opt(
+        None, "custom: hash of the params, data and loss the entry returned (set when the config is resolved).")
+    n_params: int | None = opt(None, "custom: number of parameters of the entry's params (derived).", gt=0,
+                               max=MAX_PARAMS)
+    checkpoint: str | None = opt(
+        None, "custom: a step_<N>.npz checkpoint whose arrays replace the entry's params, leaf by leaf (llc trajectory).")
+    checkpoint_sha256: str | None = opt(None, "custom: sha256 of the checkpoint file (set when the config is resolved).")
 
 
 @dataclass(frozen=True)
@@ -79,7 +93,8 @@ class PosteriorConfig:
     gamma: float | None = opt(100.0, "Localization strength gamma (>= 0). Replaced by d / prior_radius^2 when prior_radius is set.", min=0)
     prior_radius: float | None = opt(None, "If set, gamma = d / prior_radius^2.", gt=0)
     loss: str = opt(
-        "gaussian", "Per-sample loss: gaussian = ||y-f||^2/(2 sigma^2); mse = ||y-f||^2 (devinterp's convention).", choices=LOSSES
+        "gaussian", "Per-sample loss: gaussian = ||y-f||^2/(2 sigma^2); mse = ||y-f||^2 (devinterp's convention); "
+        "cross_entropy = -log softmax(f)[y] (custom targets only; set by the entry).", choices=LOSSES
     )
     full_loss: str = opt(
         "data",

@@ -60,12 +60,14 @@ app = modal.App(APP_NAME)
 @app.function(image=build_image(), timeout=DEFAULT_TIMEOUT_S)
 def run_remote_job(payload: dict[str, Any]) -> dict[str, Any]:
     """Run one job in a fresh private runs root; return its files, or the job's error."""
-    from llc.executors.job import execute
+    from llc.executors.job import execute, materialize_sources
 
     root = Path(tempfile.mkdtemp(prefix="llc-runs-"))
     try:
         try:
-            result = execute({**payload, "runs_root": str(root)})
+            # a custom target's entry file travels in the payload: the container has no copy of it
+            local = materialize_sources(payload, root / "_sources")
+            result = execute({**local, "runs_root": str(root / "runs")})
         except Exception as exc:
             return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
         run_dir = Path(result["run_dir"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from llc.config import Config, config_to_dict
+from llc.config.custom import hashed_target
 from llc.errors import ConfigError
 from llc.hashing import content_hash
 from llc.runs.layout import RUN_ID_RE
@@ -23,7 +24,7 @@ ORIGINAL_SAMPLER_KEYS = frozenset({
 def hashed_view(config: dict) -> dict:
     """The part of a config dict (`config_to_dict`, or a run's config.json) that its run ID hashes."""
     sampler = {k: v for k, v in config["sampler"].items() if k in ORIGINAL_SAMPLER_KEYS or v is not None}
-    return {**config, "sampler": sampler}
+    return {**config, "target": hashed_target(config["target"]), "sampler": sampler}
 
 
 def run_id(cfg: Config) -> str:
@@ -35,7 +36,7 @@ def run_id(cfg: Config) -> str:
 def family_id(cfg: Config) -> str:
     """Hash of the problem only (target, data, posterior, seed, precision): groups samplers."""
     problem = {
-        "target": dataclasses.asdict(cfg.target),
+        "target": hashed_target(dataclasses.asdict(cfg.target)),
         "data": dataclasses.asdict(cfg.data),
         "posterior": dataclasses.asdict(cfg.posterior),
         "seed": cfg.seed,

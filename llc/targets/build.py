@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from llc.config import Config, count_params
+from llc.config.custom import hashed_target
 from llc.errors import LLCError
 from llc.hashing import content_hash
 from llc.jax_setup import configure_jax
@@ -41,6 +42,7 @@ class Target:
     predict: Callable[[jax.Array, jax.Array], jax.Array] | None
     quadratic: Quadratic | None
     erm: ERMRecord
+    lambda_true: float | None = None  # custom targets: the entry's own value, if it gave one
 
 
 def problem_keys(seed: int) -> dict[str, jax.Array]:
@@ -52,7 +54,7 @@ def problem_keys(seed: int) -> dict[str, jax.Array]:
 
 def target_id(cfg: Config) -> str:
     spec = {
-        "target": dataclasses.asdict(cfg.target),
+        "target": hashed_target(dataclasses.asdict(cfg.target)),
         "data": dataclasses.asdict(cfg.data),
         "seed": cfg.seed,
         "precision": cfg.precision,
@@ -85,6 +87,8 @@ def build_target(cfg: Config, runs_root: str | Path | None = None) -> Target:
     configure_jax()  # a float64 target needs x64 on before its first array
     dtype = jnp.float64 if cfg.precision == "float64" else jnp.float32
     tid = target_id(cfg)
+    if cfg.target.kind == "custom":
+        return custom_target(cfg, tid)
     model = _model(cfg, dtype)
     stored = store.load(runs_root, tid, cfg.precision) if runs_root is not None else None
     if cfg.target.kind == "quadratic":
@@ -118,6 +122,33 @@ def build_target(cfg: Config, runs_root: str | Path | None = None) -> Target:
         target_id=tid, kind=cfg.target.kind, n_params=count_params(cfg.target), w_star=w_star,
         w_teacher=model.teacher, x=x, y=y, predict=model.predict, quadratic=None, erm=erm,
     )
+
+
+def custom_target(cfg: Config, tid: str) -> Target:
+    """The user's model and data (llc.targets.custom), centred at its params or at the ERM started there."""
+    from llc.targets.custom import load_for_job, nll
+
+    data = load_for_job(cfg)
+    ell = nll(data.loss, data.predict, data.noise_scale)
+
+    def loss(w):
+        return jnp.mean(ell(w, data.x, data.y))
+
+    if cfg.target.center == "erm":
+        result = minimize(loss, data.w, cfg.target.erm_tol, cfg.target.erm_steps)
+        if not result.converged:
+            raise LLCError(
+                f"ERM did not converge: gradient norm {result.grad_norm:.3g} > target.erm_tol={cfg.target.erm_tol:g} "
+                f"after {result.steps} L-BFGS steps (final loss {result.final_loss:.6g}); raise target.erm_steps, "
+                "loosen target.erm_tol, or centre at the entry's params (target.center=given)")
+        w_star, steps, final_loss, grad_norm = result.w, result.steps, result.final_loss, result.grad_norm
+    else:
+        w_star, steps = data.w, 0
+        final_loss, grad_norm = float(loss(w_star)), float(jnp.linalg.norm(jax.grad(loss)(w_star)))
+    erm = ERMRecord(center=cfg.target.center, final_loss=final_loss, grad_norm=grad_norm, steps=steps, converged=True,
+                    tol=cfg.target.erm_tol, bias_bound=erm_bias_bound(cfg, grad_norm))
+    return Target(target_id=tid, kind="custom", n_params=int(data.w.shape[0]), w_star=w_star, w_teacher=data.w,
+                  x=data.x, y=data.y, predict=data.predict, quadratic=None, erm=erm, lambda_true=data.lambda_true)
 
 
 def _centre(cfg: Config, teacher: jax.Array, loss: Callable[[jax.Array], jax.Array], key: jax.Array,
@@ -163,6 +194,8 @@ def lambda_true(cfg: Config, target: Target, nbeta: float, gamma: float) -> floa
     """
     if target.kind == "quadratic":
         return quadratic_lambda_finite(np.asarray(target.quadratic.eigs), nbeta, gamma)
+    if target.kind == "custom":
+        return target.lambda_true
     if target.kind == "dln":
         return dln_lambda([cfg.target.in_dim, *cfg.target.hidden, cfg.target.out_dim], cfg.target.rank)
     if not cfg.target.hidden:
