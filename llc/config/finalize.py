@@ -15,6 +15,7 @@ from llc.config.schema import (
     SamplerConfig,
     TargetConfig,
 )
+from llc.config.localization import ERM_TOL_GAMMA_FLOOR, default_gamma
 from llc.errors import ConfigError
 from llc.samplers.registry import spec_of
 from llc.tempering import erm_nbeta
@@ -93,9 +94,12 @@ def finalize(cfg: Config, user_keys: set[str]) -> Config:
         raise ConfigError(f"target: {count_params(t)} parameters; at most {MAX_PARAMS} (reduce widths or depth)")
     if cfg.data.n < 2:
         raise ConfigError(f"data.n: must be >= 2 (beta = beta0 / log n), got {cfg.data.n}")
-    p = finalize_posterior(cfg.posterior, t)
+    p = finalize_posterior(cfg.posterior, t, cfg.data.n)
     if t.erm_tol is None:
-        t = replace(t, erm_tol=max(p.gamma, 1.0) ** 0.5 / erm_nbeta(cfg.data.n, p.beta0))
+        # sqrt(γ)/(nβ) bounds the centre's first-order bias (nβ|∇L|)²/γ by 1, but never tighter than at
+        # γ = ERM_TOL_GAMMA_FLOOR: L-BFGS stalls at |∇L| ~ 0.01-0.03 on ReLU nets (docs/targets.md), and the
+        # bias bound actually reached is in metrics.json (erm.bias_bound).
+        t = replace(t, erm_tol=max(p.gamma, ERM_TOL_GAMMA_FLOOR) ** 0.5 / erm_nbeta(cfg.data.n, p.beta0))
     s = finalize_sampler(cfg.sampler, t, cfg.data, user_keys)
     return Config(target=t, data=cfg.data, posterior=p, sampler=s, seed=cfg.seed, precision=cfg.precision)
 
@@ -131,12 +135,13 @@ def finalize_target(t: TargetConfig, user_keys: set[str]) -> TargetConfig:
     return t
 
 
-def finalize_posterior(p: PosteriorConfig, t: TargetConfig) -> PosteriorConfig:
-    """γ from the prior radius; the closed-form full loss only for models linear in x."""
+def finalize_posterior(p: PosteriorConfig, t: TargetConfig, n: int) -> PosteriorConfig:
+    """γ from the prior radius, else the default rule (llc.config.localization) when unset; the closed-form
+    full loss only for models linear in x."""
     if p.prior_radius is not None:
         p = replace(p, gamma=count_params(t) / p.prior_radius**2)
     if p.gamma is None:
-        raise ConfigError("posterior.gamma: set gamma (>= 0) or posterior.prior_radius")
+        p = replace(p, gamma=default_gamma(n, p.beta0))
     if p.full_loss == "moments" and not is_linear_in_x(t):
         raise ConfigError(
             "posterior.full_loss: 'moments' needs a model linear in x (target.kind dln, or mlp with hidden [] or "

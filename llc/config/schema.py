@@ -61,8 +61,9 @@ class TargetConfig:
     erm_steps: int = opt(5000, "Maximum optimizer steps when training to w*.", gt=0, max=MAX_STEPS)
     erm_tol: float | None = opt(
         None,
-        "Gradient-norm tolerance that declares ERM converged. Default sqrt(gamma)/(n beta), which bounds the "
-        "first-order bias of the LLC estimate, (n beta)^2 |grad|^2 / gamma, by 1.",
+        "Gradient-norm tolerance that declares ERM converged. Default sqrt(max(gamma, 100))/(n beta), which "
+        "bounds the first-order bias of the LLC estimate, (n beta)^2 |grad|^2 / gamma, by max(1, 100/gamma) "
+        "(metrics.json: erm.bias_bound).",
         gt=0,
     )
     # custom targets (docs/custom.md); None for every built-in kind, so they never enter a built-in's run ID
@@ -90,7 +91,8 @@ class DataConfig:
 @dataclass(frozen=True)
 class PosteriorConfig:
     beta0: float = opt(1.0, "Inverse temperature numerator: beta = beta0 / log n.", gt=0)
-    gamma: float | None = opt(100.0, "Localization strength gamma (>= 0). Replaced by d / prior_radius^2 when prior_radius is set.", min=0)
+    gamma: float | None = opt(None, "Localization strength gamma (>= 0). Unset: sqrt(n beta)/2, the rule of docs/localization.md. "
+                              "Replaced by d / prior_radius^2 when prior_radius is set.", min=0)
     prior_radius: float | None = opt(None, "If set, gamma = d / prior_radius^2.", gt=0)
     loss: str = opt(
         "gaussian", "Per-sample loss: gaussian = ||y-f||^2/(2 sigma^2); mse = ||y-f||^2 (devinterp's convention); "
