@@ -77,10 +77,11 @@ def ratio_table(s: pd.DataFrame, sampler: str, n: int) -> str:
 
 def mlp_table(s: pd.DataFrame) -> str:
     part = s[s.lambda_true.isna()]
-    lines = ["| case | γ | λ̂ ± SE (4 seeds) | seed spread | R̂ max | dist / sqrt(d/γ) | min nβ(L−L0) | left basin |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| case | γ | seeds | λ̂ ± SE | seed spread | R̂ max | dist / sqrt(d/γ) | min nβ(L−L0) | left basin |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for _, r in part.iterrows():
-        lines.append(f"| {r.case} | {r.gamma:g} | {r.llc_mean:.2f} ± {r.llc_se:.2f} | {r.seed_spread:.2f} | "
+        spread = f"{r.seed_spread:.2f}" if r.seeds > 1 else "—"
+        lines.append(f"| {r.case} | {r.gamma:g} | {int(r.seeds)} | {r.llc_mean:.2f} ± {r.llc_se:.2f} | {spread} | "
                      f"{r.rhat_max:.3f} | {r.dist_ratio:.2f} | {r.gap_min:.2f} | {int(r.left_basin)}/{int(r.seeds)} |")
     return "\n".join(lines)
 
@@ -98,7 +99,11 @@ def plot(s: pd.DataFrame, x: str, out: Path) -> None:
         ax.axhspan(0.95, 1.05, color="0.9", zorder=0)
         ax.set_xscale("log")
         ax.set_xlabel("γ" if x == "gamma" else "γ / nβ")
-        ax.set_title(f"HMC, n = {n}, 4 data seeds")
+        nbeta = part[part.n_data == n].nbeta.iloc[0]
+        rule = 0.5 * math.sqrt(nbeta)  # the default γ = sqrt(nβ)/2 (llc.config.localization)
+        ax.axvline(rule if x == "gamma" else rule / nbeta, color="k", ls=":", lw=1, label="default γ = sqrt(nβ)/2")
+        seeds = int(part[part.n_data == n].seeds.max())
+        ax.set_title(f"HMC, n = {n}, {seeds} data seeds")
     axes[0][0].set_ylabel("λ̂ / λ (quadratic: exact finite-nβ value)")
     axes[0][-1].legend(fontsize=7, loc="upper left")
     fig.tight_layout()

@@ -17,7 +17,10 @@ from tests.conftest import run_main
 
 # The quadratic of the quick preset: d = 20 curvatures log-spaced over [1e-3, 1], n = 5000, β0 = 1, γ = 100.
 # Plain SGLD (the quick preset's SG samplers use RMSProp): the closed form below is for the identity metric.
-QUADRATIC = ["target.kind=quadratic", "target.dim=20", "target.curvature_ratio=1000", "sampler.precond=none"]
+# γ = 100 is set explicitly: these grids are short (their directions of curvature ~γ relax in ~1/(hγ) steps),
+# and the closed form below uses it; the default is now sqrt(nβ)/2 (docs/localization.md).
+QUADRATIC = ["target.kind=quadratic", "target.dim=20", "target.curvature_ratio=1000", "sampler.precond=none",
+             "posterior.gamma=100"]
 N, GAMMA = 5000, 100.0
 # Precise enough that the rule can see a 1% bias: the tolerated bias is 2 SE of the recommended point.
 PRECISE = Settings(points=7, min_factor=0.125, max_factor=8.0, chains=32, steps=16000, burn_in=500)
@@ -215,6 +218,7 @@ def test_cli_bad_option_exits_2_and_writes_nothing(tmp_path, monkeypatch, capsys
 def test_cli_writes_table_figure_and_a_config_that_llc_run_resolves(tmp_path, monkeypatch, capsys):
     out = tmp_path / "cal"
     args = ["calibrate", "--sampler", "sgld", "--set", "target.kind=quadratic", "--set", "seed=3",
+            "--set", "posterior.gamma=100",  # the 1000-step grid below relaxes only with a strong localization
             "--out", str(out), "--points", "5", "--min-factor", "0.25", "--max-factor", "4", "--chains", "8",
             "--steps", "1000", "--burn-in", "200", "--no-progress", "--runs-dir", str(tmp_path / "runs")]
     assert run_main(args, monkeypatch) == 0
@@ -231,6 +235,7 @@ def test_cli_writes_table_figure_and_a_config_that_llc_run_resolves(tmp_path, mo
     written = yaml.safe_load((out / "calibrate.yaml").read_text())
     assert written["preset"] == "quick"
     assert written["target"] == {"kind": "quadratic"} and written["seed"] == 3
+    assert written["posterior"] == {"gamma": 100}
     assert run_main(["run", "--config", str(out / "calibrate.yaml"), "--print-config"], monkeypatch) == 0
     resolved = yaml.safe_load(capsys.readouterr().out)
     assert resolved["sampler"]["name"] == "sgld"

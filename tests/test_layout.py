@@ -120,7 +120,7 @@ def test_main_metrics_round_trip():
     assert metrics.to_dict() == data
     assert not metrics.extra and not metrics.absent
     # keys added since: written when set (old runs lack them and still read back exactly)
-    assert sorted(Metrics.flat_keys()) == sorted([*MAIN_KEYS, "stop_reason", "stopping", "warnings"])
+    assert sorted(Metrics.flat_keys()) == sorted([*MAIN_KEYS, "stop_reason", "stopping", "warnings", "basin"])
     assert metrics.estimate.llc_mean == data["llc_mean"] and metrics.erm.tol == data["erm"]["tol"]
     assert metrics.timing.sampling_s == data["timing"]["sampling_s"] and metrics.work.grad_evals == 3360.0
     assert metrics.lambda_true is None and metrics.efficiency.wnv_fde == data["wnv_fde"]

@@ -71,7 +71,7 @@ def test_metrics_json_keys_unchanged(small_run):
     assert layout.is_complete(run_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     main = json.loads(MAIN_METRICS.read_text())
-    assert sorted(metrics) == sorted([*MAIN_KEYS, "stop_reason", "stopping"])  # + since issue 16
+    assert sorted(metrics) == sorted([*MAIN_KEYS, "stop_reason", "stopping", "basin"])  # + since issues 16, 17
     for section in ("erm", "timing", "work"):
         assert sorted(metrics[section]) == sorted(main[section]), section
     assert Metrics.from_dict(metrics).to_dict() == metrics
@@ -225,7 +225,8 @@ def test_minibatch_trace_needs_mixed_positions_to_count_as_converged():
     from llc.estimator import estimate
 
     rng = np.random.default_rng(0)
-    loss = 1.0 + 0.1 * rng.standard_normal((4, 2000))
+    # above L0 = 1 at every draw, as an exact trace at a minimum is (one below it by far would leave the basin)
+    loss = 1.5 + 0.1 * rng.standard_normal((4, 2000))
     valid = np.ones(4, bool)
     stuck = rng.standard_normal((4, 2000, 4)) * 0.1 + np.arange(4)[:, None, None]  # each chain in its own place
     mixed = rng.standard_normal((4, 2000, 4))
