@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llc.analysis.aggregate import cell, columns, sweep_rows
+from llc.analysis.aggregate import render_csv, sweep_rows
 from llc.errors import ConfigError
 from llc.runs.layout import atomic_path, write_text_atomic
 
@@ -115,16 +115,7 @@ def trajectory_rows(manifest: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def render_trajectory_csv(rows: Sequence[dict[str, Any]]) -> str:
-    import csv
-    import io
-
-    cols = ["step", *[c for c in columns(rows) if c != "step"]]
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(cols)
-    for row in rows:
-        writer.writerow([cell(row.get(c)) for c in cols])
-    return buf.getvalue()
+    return render_csv(rows, leading=["step"])
 
 
 def plot_trajectory(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "", symlog: bool = False,

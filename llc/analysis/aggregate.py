@@ -239,8 +239,9 @@ def columns(rows: Iterable[Mapping[str, Any]]) -> list[str]:
     return [*IDENTITY, *config_keys, *sorted(metric_keys)]
 
 
-def render_csv(rows: Sequence[Mapping[str, Any]]) -> str:
-    cols = columns(rows)
+def render_csv(rows: Sequence[Mapping[str, Any]], leading: Sequence[str] = ()) -> str:
+    """The CSV text of `rows`, the `leading` columns first."""
+    cols = [*leading, *[c for c in columns(rows) if c not in leading]]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(cols)

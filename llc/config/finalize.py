@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 from llc.config.layering import applicable_keys
+from llc.config.localization import ERM_TOL_GAMMA_FLOOR, default_gamma
 from llc.config.schema import (
     MAX_PARAMS,
     MAX_STEPS,
@@ -15,7 +16,6 @@ from llc.config.schema import (
     SamplerConfig,
     TargetConfig,
 )
-from llc.config.localization import ERM_TOL_GAMMA_FLOOR, default_gamma
 from llc.errors import ConfigError
 from llc.samplers.registry import spec_of
 from llc.tempering import erm_nbeta
