@@ -24,6 +24,7 @@ from llc.executors.job import execute
 from llc.executors.sweep import run_sweep
 from llc.study import build_study, expand_jobs
 from tests.conftest import REPO
+from tests.test_sweep_events import gate_env, held
 from tests.test_sweep_local import alive, only_manifest, read_csv, statuses, wait_for, worker_pids
 
 # A 4-parameter quadratic (λ analytic): every run takes a few seconds, mostly compilation.
@@ -302,28 +303,6 @@ def test_plot_sweep_ref_metrics(swept, tmp_path):
 
 # ------------------------------------------------------------------ SIGKILL and resume
 
-HOLD_SITE = '''
-import os
-if os.environ.get("LLC_TEST_GATE"):
-    import signal
-    from pathlib import Path
-
-    import llc.executors.job as _job
-
-    _execute = _job.execute
-
-    def execute(payload):
-        if payload["config"]["sampler"]["name"] == os.environ["LLC_TEST_HOLD_SAMPLER"]:
-            gate = Path(os.environ["LLC_TEST_GATE"])
-            (gate / f"held.{os.getpid()}.tmp").write_text(payload["run_id"])
-            os.rename(gate / f"held.{os.getpid()}.tmp", gate / f"held.{os.getpid()}")
-            while True:  # until killed
-                signal.pause()
-        return _execute(payload)
-
-    _job.execute = execute
-'''
-
 
 @pytest.mark.timeout(600)
 def test_sigkill_then_resume_does_not_run_the_reference_twice(tmp_path):
@@ -331,20 +310,14 @@ def test_sigkill_then_resume_does_not_run_the_reference_twice(tmp_path):
     the worker holds every sgld job until it is killed); the resumed sweep takes the reference from
     the cache (one attempt, its run directory untouched) and runs only the sgld job."""
     runs = tmp_path / "runs"
-    site, gate = tmp_path / "site", tmp_path / "gate"
-    site.mkdir()
-    gate.mkdir()
-    (site / "sitecustomize.py").write_text(HOLD_SITE)
-    pythonpath = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
+    env, gate = gate_env(tmp_path, sampler="sgld")  # test_sweep_events' gate, holding every sgld job
     sets = [a for k, v in {**QUAD, **FIXED}.items() for a in ("--set", f"{k}={v}")]
     args = [sys.executable, "-m", "llc", "sweep", "--problem-grid", '[{"name": "q", "set": {}}]',
             "--sampler-grid", '[{"sampler": "sgld"}]', "--reference", json.dumps(REF_OK), *sets,
             "--seeds", "0", "--workers", "1", "--runs-dir", str(runs)]
-    env = {**os.environ, "PYTHONPATH": pythonpath, "LLC_TEST_GATE": str(gate), "LLC_TEST_HOLD_SAMPLER": "sgld"}
     proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    held = lambda: [p for p in gate.glob("held.*") if not p.name.endswith(".tmp")]  # noqa: E731
     try:
-        wait_for(lambda: held() and (runs / "_sweeps").is_dir()
+        wait_for(lambda: held(gate) and (runs / "_sweeps").is_dir()
                  and statuses(only_manifest(runs)) == {"q/ref-nuts/seed0": "done", "q/sgld/seed0": "running"},
                  300, "the reference done and sgld held mid-run", proc)
         os.kill(proc.pid, signal.SIGKILL)

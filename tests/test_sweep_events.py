@@ -42,10 +42,11 @@ if os.environ.get("LLC_TEST_GATE"):
     import llc.executors.job as _job
 
     _execute = _job.execute
-    _held = {int(s) for s in os.environ["LLC_TEST_HOLD_SEEDS"].split(",")}
+    _held = {int(s) for s in os.environ.get("LLC_TEST_HOLD_SEEDS", "").split(",") if s}
+    _sampler = os.environ.get("LLC_TEST_HOLD_SAMPLER")
 
     def execute(payload):
-        if payload["config"]["seed"] in _held:
+        if payload["config"]["seed"] in _held or payload["config"]["sampler"]["name"] == _sampler:
             gate = Path(os.environ["LLC_TEST_GATE"])
             (gate / f"held.{os.getpid()}.tmp").write_text(payload["run_id"])
             os.rename(gate / f"held.{os.getpid()}.tmp", gate / f"held.{os.getpid()}")
@@ -57,8 +58,9 @@ if os.environ.get("LLC_TEST_GATE"):
 '''
 
 
-def gate_env(tmp_path: Path, *seeds: int) -> tuple[dict[str, str], Path]:
-    """Environment for a driver whose workers hold the jobs of `seeds`; and the gate directory."""
+def gate_env(tmp_path: Path, *seeds: int, sampler: str | None = None) -> tuple[dict[str, str], Path]:
+    """Environment for a driver whose workers hold the jobs of `seeds` (and of `sampler`); and the gate
+    directory."""
     site, gate = tmp_path / "gate-site", tmp_path / "gate"
     site.mkdir()
     gate.mkdir()
@@ -66,6 +68,8 @@ def gate_env(tmp_path: Path, *seeds: int) -> tuple[dict[str, str], Path]:
     path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
     env = {**os.environ, "PYTHONPATH": path, "LLC_TEST_GATE": str(gate),
            "LLC_TEST_HOLD_SEEDS": ",".join(map(str, seeds))}
+    if sampler is not None:
+        env["LLC_TEST_HOLD_SAMPLER"] = sampler
     return env, gate
 
 
