@@ -42,6 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
 COMMAND = ["uv", "run", "llc", "run", "--preset", "quick"]
+# Since the default gamma became sqrt(n beta)/2 (issue 17), the quick SGLD run samples for minutes until
+# converged; `--fixed` times the preset's minimum run (16 000 steps) so that the fixed costs stand out.
+FIXED = ["--set", "sampler.stop=fixed"]
 # `import llc.cli; import llc.runs` imports no JAX since issue 19: run_job imports these when it computes.
 IMPORTS = "import llc.cli, llc.runs.job, llc.posterior, llc.runs.metadata, llc.runs.trace, llc.samplers.base"
 CACHE_ENV = ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
@@ -49,8 +52,12 @@ CACHE_ENV = ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME
 
 
 def base_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in CACHE_ENV and k != "LLC_RUNS_DIR"}
+    """The caller's environment without any JAX cache: llc's default persistent cache is switched off
+    (LLC_JAX_CACHE=0), and compiled bytecode may be written (as on any machine after a module's first import)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in CACHE_ENV and k not in ("LLC_RUNS_DIR", "PYTHONDONTWRITEBYTECODE")}
     env.pop("VIRTUAL_ENV", None)
+    env["LLC_JAX_CACHE"] = "0"
     return env
 
 
@@ -60,11 +67,11 @@ def wall(args: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - t0
 
 
-def run_quick(env: dict[str, str]) -> dict:
+def run_quick(env: dict[str, str], extra: list[str]) -> dict:
     runs = Path(tempfile.mkdtemp(prefix="llc-cold-"))
     try:
         t0 = time.perf_counter()
-        proc = subprocess.run([*COMMAND, "--runs-dir", str(runs), "--no-progress"], cwd=C.REPO, env=env,
+        proc = subprocess.run([*COMMAND, *extra, "--runs-dir", str(runs), "--no-progress"], cwd=C.REPO, env=env,
                               capture_output=True, text=True)
         wall_s = time.perf_counter() - t0
         if proc.returncode != 0:
@@ -76,7 +83,8 @@ def run_quick(env: dict[str, str]) -> dict:
     t = m["timing"]
     return {"wall_s": wall_s, "target_s": t["target_s"], "compile_s": t["compile_s"], "warmup_s": t["warmup_s"],
             "sampling_s": t["sampling_s"], "run_job_total_s": t["total_s"], "erm_steps": m["erm"]["steps"],
-            "llc_mean": m["llc_mean"]}
+            "llc_mean": m["llc_mean"], "steps": m["stopping"]["steps"],
+            "fixed_costs_s": wall_s - t["warmup_s"] - t["sampling_s"]}
 
 
 def summarize(rows: list[dict], uv_s: float, imports_s: float) -> dict:
@@ -91,13 +99,17 @@ def summarize(rows: list[dict], uv_s: float, imports_s: float) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=C.REPEATS)
+    parser.add_argument("--sampler", default="sgld", help="the sampler of the timed run (default: the preset's)")
+    parser.add_argument("--until-converged", action="store_true",
+                        help="time the preset as is (sample until converged) instead of its fixed minimum run")
     args = parser.parse_args()
     if shutil.which("uv") is None:
         sys.exit("uv not found on PATH")
 
     env = base_env()
+    extra = ["--sampler", args.sampler, *([] if args.until_converged else FIXED)]
     cache_dir = Path(tempfile.mkdtemp(prefix="llc-jax-cache-"))
-    cache_env = {**env, "JAX_COMPILATION_CACHE_DIR": str(cache_dir),
+    cache_env = {**env, "LLC_JAX_CACHE": "1", "JAX_COMPILATION_CACHE_DIR": str(cache_dir),
                  "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
 
     C.log("[cold_start] reference processes (uv + interpreter; imports)")
@@ -110,15 +122,15 @@ def main() -> None:
     imports_s = C.median(import_runs) - uv_s
 
     C.log("[cold_start] filling the persistent cache (first run with an empty cache)")
-    cache_cold = run_quick(cache_env)
+    cache_cold = run_quick(cache_env, extra)
     entries = sum(1 for p in cache_dir.rglob("*") if p.is_file())
     size = sum(p.stat().st_size for p in cache_dir.rglob("*") if p.is_file())
 
     plain, warm = [], []
     for rep in range(args.repeats):
         C.log(f"[cold_start] repetition {rep + 1}/{args.repeats}: no cache, then warm cache")
-        plain.append(run_quick(env))
-        warm.append(run_quick(cache_env))
+        plain.append(run_quick(env, extra))
+        warm.append(run_quick(cache_env, extra))
         C.log(f"    no cache {plain[-1]['wall_s']:.1f} s (compile {plain[-1]['compile_s']:.1f} s), "
               f"warm cache {warm[-1]['wall_s']:.1f} s (compile {warm[-1]['compile_s']:.1f} s)")
     shutil.rmtree(cache_dir, ignore_errors=True)
@@ -127,7 +139,7 @@ def main() -> None:
     with_cache = summarize(warm, uv_s, imports_s)
     C.emit({
         "benchmark": "cold_start",
-        "command_timed": " ".join(COMMAND) + " --runs-dir <fresh dir>",
+        "command_timed": " ".join([*COMMAND, *extra]) + " --runs-dir <fresh dir>",
         "repeats": args.repeats,
         "no_cache": no_cache,
         "cache_cold_first_run": cache_cold,
@@ -141,7 +153,7 @@ def main() -> None:
         "saved_s": C.median([p["wall_s"] - w["wall_s"] for w, p in zip(warm, plain, strict=True)]),
         "per_repeat": {"no_cache": plain, "cache_warm": warm, "uv_interpreter_s": uv_runs, "imports_wall_s": import_runs},
         "machine": C.machine_info(),
-        "command": "uv run python bench/cold_start.py",
+        "command": "uv run python bench/cold_start.py" + "".join(f" {a}" for a in sys.argv[1:]),
     })
 
 

@@ -111,6 +111,8 @@ def test_hmc_cost_is_draws_times_chains_times_leapfrog_steps(tmp_path):
         pytest.param("mclmc", {"sampler.warmup": 57}, marks=pytest.mark.slow),
         # explicit step size: the curvature power iteration's work is checked in test_sgld_truth.py
         ("sghmc", {"sampler.num_integration_steps": 2, "sampler.warmup": 10, "sampler.step_size": 3e-3}),
+        # sgld, sghmc and mclmc declare constant per-step work (Sampler.step_work): counted on the host
+        ("sgld", {"sampler.warmup": 10, "sampler.step_size": 3e-3}),
         # one chain: under vmap, BlackJAX's masked while_loop also evaluates finished chains (not work)
         pytest.param("nuts", {"sampler.warmup": 30, "sampler.chains": 1}, marks=pytest.mark.slow),
         pytest.param("mclmc_adjusted", {"sampler.warmup": 50, "sampler.chains": 1}, marks=pytest.mark.slow),

@@ -22,6 +22,7 @@ draws of a fixed run of N steps at the same thinning.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,12 +47,16 @@ class Sampler(NamedTuple):
                                                                adapted quantities (step_size, L, ...)
     step(key, state, params) -> (state, StepInfo)
     position(state) -> flat parameter vector
+    step_work: the work of every step ({"fde": ..., "grad_evals": ...} per chain) when it is the same for
+               every step (SG samplers, MCLMC); the driver then multiplies instead of carrying the step's
+               work arrays through the compiled loop. None (NUTS, HMC's variable trajectories): summed.
     """
 
     init: Callable[[jax.Array], Any]
     warmup: Callable[[jax.Array, Any, int], tuple[Any, Any, dict[str, jax.Array]]]
     step: Callable[[jax.Array, Any, Any], tuple[Any, StepInfo]]
     position: Callable[[Any], jax.Array]
+    step_work: dict[str, float] | None = None
 
 
 WORK_KEYS = ("fde", "grad_evals")
@@ -150,10 +155,11 @@ def run_chains(
         index = jnp.asarray(0, jnp.uint32)
         return jax.jit(chunk, static_argnums=4).lower(states, params, index, index, size).compile()
 
+    work = functools.partial(_work, sampler.step_work, cfg)
     if until_converged:
-        sampled = _sample_until(compile_chunk, states, params, cfg, stop_rule, report)
+        sampled = _sample_until(compile_chunk, work, states, params, cfg, stop_rule, report)
     else:
-        sampled = _sample_fixed(compile_chunk, states, params, cfg, report)
+        sampled = _sample_fixed(compile_chunk, work, states, params, cfg, report)
     compile_s += sampled.pop("compile_s")
     sampling_s = sampled.pop("sampling_s")
 
@@ -175,7 +181,7 @@ def run_chains(
     )
 
 
-def _sample_fixed(compile_chunk, states, params, cfg: SamplerConfig, report: ProgressFn) -> dict[str, Any]:
+def _sample_fixed(compile_chunk, work, states, params, cfg: SamplerConfig, report: ProgressFn) -> dict[str, Any]:
     """Exactly cfg.steps steps, in about 50 compiled chunks of whole draws (for progress)."""
     n_draws = cfg.steps // cfg.thinning
     size = _chunk_size(n_draws)
@@ -201,13 +207,13 @@ def _sample_fixed(compile_chunk, states, params, cfg: SamplerConfig, report: Pro
     pieces.append(jax.device_get(pending[0]))
     report("sampling", n_draws * cfg.thinning, n_draws * cfg.thinning)
     traces = _to_chains_first({k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]})
-    totals = {k: float(traces.pop(k).sum()) for k in WORK_KEYS}
+    totals = work(traces, n_draws * cfg.thinning, n_draws)
     return {"traces": traces, "fde_sampling": totals["fde"], "grad_evals_sampling": totals["grad_evals"],
             "steps": n_draws * cfg.thinning, "thinning": cfg.thinning, "stop_reason": "fixed",
             "compile_s": compile_s, "sampling_s": time.perf_counter() - t0}
 
 
-def _sample_until(compile_chunk, states, params, cfg: SamplerConfig, rule: StopRule,
+def _sample_until(compile_chunk, work, states, params, cfg: SamplerConfig, rule: StopRule,
                   report: ProgressFn) -> dict[str, Any]:
     """Chunks of `size` draws until `rule` passes (after at least cfg.steps steps) or the budget ends.
 
@@ -229,9 +235,10 @@ def _sample_until(compile_chunk, states, params, cfg: SamplerConfig, rule: StopR
         chunk_steps = size * thinning
         states, records = compiled(states, params, jnp.asarray(steps, jnp.uint32), jnp.asarray(thinning, jnp.uint32))
         piece = _to_chains_first(jax.device_get(records))
-        chunk_fde = float(piece["fde"].sum())
+        chunk_work = work(piece, chunk_steps, size)
+        chunk_fde = chunk_work["fde"]
         for k in WORK_KEYS:
-            totals[k] += float(piece.pop(k).sum())
+            totals[k] += chunk_work[k]
         steps += chunk_steps
         store = piece if store is None else {k: np.concatenate([store[k], piece[k]], axis=1) for k in store}
         if store["loss"].shape[1] > cfg.max_draws:
@@ -255,6 +262,18 @@ def _sample_until(compile_chunk, states, params, cfg: SamplerConfig, rule: StopR
             "steps": steps, "thinning": thinning, "stop_reason": reason, "n_checks": n_checks,
             "stop_diagnostics": dict(check.diagnostics), "compile_s": compile_s,
             "sampling_s": time.perf_counter() - t0}
+
+
+def _work(step_work: dict[str, float] | None, cfg: SamplerConfig, records: dict[str, np.ndarray], n_steps: int,
+          n_draws: int) -> dict[str, float]:
+    """The work (all chains) of `n_steps` steps with `n_draws` kept draws: popped from `records` where the
+    chunk summed it, else the sampler's constant per-step work times the steps (plus one full-data loss
+    evaluation per kept draw with `loss_trace: full`, as in `_chunk_fn`)."""
+    if step_work is None:
+        return {k: float(records.pop(k).sum()) for k in WORK_KEYS}
+    full_losses = n_draws if cfg.loss_trace == "full" else 0
+    return {"fde": cfg.chains * (n_steps * step_work["fde"] + full_losses),
+            "grad_evals": cfg.chains * n_steps * step_work["grad_evals"]}
 
 
 def _until_chunk_size(cfg: SamplerConfig) -> int:
@@ -285,10 +304,13 @@ def _chunk_fn(
     n_chains = cfg.chains
     record_full = cfg.loss_trace == "full"
     w_star = posterior.w_star
+    # Constant per-step work is counted on the host (`_work`): nothing to carry or output for it.
+    carried_work = WORK_KEYS if sampler.step_work is None else ()
 
     def step_all(states, params, step_index):
         keys = jax.random.split(jax.random.fold_in(k_sample, step_index), n_chains)
-        return jax.vmap(sampler.step)(keys, states, params)
+        states, info = jax.vmap(sampler.step)(keys, states, params)
+        return states, {k: v for k, v in info.items() if k not in WORK_KEYS or k in carried_work}
 
     def chunk(states, params, start, thinning, size):
         _, info_shape = jax.eval_shape(step_all, states, params, start)
@@ -300,7 +322,7 @@ def _chunk_fn(
             def body(i, carry):
                 states, info = carry
                 states, new = step_all(states, params, first + i)
-                new = {k: (info[k] + new[k] if k in WORK_KEYS else new[k]) for k in new}
+                new = {k: (info[k] + new[k] if k in carried_work else new[k]) for k in new}
                 return states, new
 
             states, info = jax.lax.fori_loop(jnp.uint32(0), thinning, body, (states, zero_info))
@@ -308,7 +330,8 @@ def _chunk_fn(
             pos = jax.vmap(sampler.position)(states)
             if record_full:
                 record["loss"] = jax.vmap(posterior.full_loss)(pos)
-                record["fde"] = record["fde"] + 1.0  # one full-data loss evaluation per kept draw
+                if carried_work:
+                    record["fde"] = record["fde"] + 1.0  # one full-data loss evaluation per kept draw
             offset = pos - w_star
             record["theta"] = offset @ projections.T
             record["dist2"] = jnp.sum(offset * offset, axis=-1)

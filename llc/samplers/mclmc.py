@@ -59,6 +59,7 @@ class MCLMCParams:
     desired_energy_var: float = opt(1e-4, "desired energy variance per dimension for tuning.", gt=0)
 
 DIVERGENCE_THRESHOLD = 1000.0
+GRADS_PER_STEP = 2.0  # isokinetic_mclachlan: two gradient evaluations (full data) per step
 
 
 def tuning_integrator_steps(num_steps: int, frac: float = TUNE_FRACTION) -> int:
@@ -169,10 +170,11 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
                 "energy_change": jnp.where(info.nonans, info.energy_change, jnp.nan),
                 "diverging": diverging,
             }
-        two = _f64(2.0)
+        two = _f64(GRADS_PER_STEP)
         return new, {**record, "fde": two, "grad_evals": two}
 
-    return Sampler(init=init, warmup=warmup, step=step, position=lambda state: state.position)
+    return Sampler(init=init, warmup=warmup, step=step, position=lambda state: state.position,
+                   step_work={"fde": GRADS_PER_STEP, "grad_evals": GRADS_PER_STEP})
 
 
 SPEC = SamplerSpec(

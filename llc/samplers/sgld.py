@@ -110,7 +110,7 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
                 "metric_mean": jnp.mean(metric)}
         return state, (h, metric), info
 
-    return Sampler(init=init, warmup=warmup, step=step, position=lambda s: s.position)
+    return Sampler(init=init, warmup=warmup, step=step, position=lambda s: s.position, step_work=work)
 
 
 def _with_step_size(params, size, cfg: SamplerConfig):
