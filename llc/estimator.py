@@ -21,8 +21,20 @@ IMPOSSIBLE_SE = 3.0  # a λ̂ beyond [0, d/2] by more than this many SE cannot b
 # Leaving the basin (docs/localization.md): a kept draw with nβ(L_n - L0) below -(BASIN_ALLOWANCE + BASIN_SE·SE).
 # At an ERM centre no draw goes lower except through the gradient ERM left behind: |∇L_n(w*)| ≤ erm_tol
 # = sqrt(γ)/(nβ), over a displacement of at most ~3/sqrt(γ) along it, lowers nβ·L_n by at most 3.
+# The ERM tolerance has a floor (docs/targets.md), so a centre may keep a larger gradient than sqrt(γ)/(nβ):
+# `basin_allowance` then scales the 3 with the run's own |∇L_n(w*)|.
 BASIN_ALLOWANCE = 3.0
 BASIN_SE = 3.0
+
+
+def basin_allowance(nbeta: float, gamma: float, erm_grad_norm: float | None) -> float:
+    """How far below L0 (in nβ·L units) the draws may go at this centre: 3·nβ·|∇L_n(w*)|/sqrt(γ), at least 3.
+
+    A gradient g left at w* lowers nβ·L_n by nβ·|g|·δ along a displacement δ ≲ 3/sqrt(γ) in its direction.
+    """
+    if not erm_grad_norm or not gamma or not is_finite_number(erm_grad_norm):
+        return BASIN_ALLOWANCE
+    return max(BASIN_ALLOWANCE, BASIN_ALLOWANCE * nbeta * erm_grad_norm / math.sqrt(gamma))
 
 
 @dataclass(frozen=True)
@@ -104,7 +116,7 @@ def impossible_reason(llc_mean: float, llc_se: float, n_params: int | None) -> s
 
 def basin_check(loss: np.ndarray, valid: np.ndarray, nbeta: float, L0: float, llc_se: float, loss_trace: str,
                 dist2: np.ndarray | None = None, gamma: float | None = None,
-                n_params: int | None = None) -> tuple[Basin, str | None]:
+                n_params: int | None = None, allowance: float = BASIN_ALLOWANCE) -> tuple[Basin, str | None]:
     """Did the chains stay in the basin of w*? The record, and the warning when they did not.
 
     `dist2` (C, D): ||w - w*||² at the kept draws. Only an exact (full-data) loss trace can show a
@@ -114,7 +126,7 @@ def basin_check(loss: np.ndarray, valid: np.ndarray, nbeta: float, L0: float, ll
     left = False
     if loss_trace == "full":
         gap = float(nbeta * (np.min(loss[valid]) - L0))
-        threshold = BASIN_ALLOWANCE + BASIN_SE * (llc_se if is_finite_number(llc_se) else 0.0)
+        threshold = allowance + BASIN_SE * (llc_se if is_finite_number(llc_se) else 0.0)
         left = gap < -threshold
     dist_rms = radius = ratio = None
     if dist2 is not None:
@@ -149,6 +161,7 @@ def estimate(
     n_params: int | None = None,
     dist2: np.ndarray | None = None,
     gamma: float | None = None,
+    allowance: float = BASIN_ALLOWANCE,
 ) -> Estimate:
     """λ̂ (pooled and per chain), SE, ESS, R̂ and the `converged` flag from a (C, D) loss trace.
 
@@ -156,7 +169,8 @@ def estimate(
     With `loss_trace="batch"` (minibatch losses, whose own noise makes the loss R̂ ≈ 1 whether or not
     the chains mix) `converged` also requires rhat_theta ≤ 1.01: the positions must have mixed.
     With `n_params`, a λ̂ outside [0, d/2] by more than 3 SE is flagged (`warnings`) and not `converged`;
-    so is a run whose chains left the basin of w* (`basin_check`; `dist2` and `gamma` add the distances).
+    so is a run whose chains left the basin of w* (`basin_check` with `allowance`, see `basin_allowance`;
+    `dist2` and `gamma` add the distances).
     """
     import arviz_stats as azs  # slow to import (xarray, scipy); only estimation needs it
 
@@ -180,7 +194,7 @@ def estimate(
         rhat_theta = max(float(azs.rhat(projections[..., k])) for k in range(projections.shape[-1]))
     failures = convergence_failures(rhat, ess_bulk, good.shape[0], rhat_theta, loss_trace, targets, llc_mean, llc_se)
     impossible = impossible_reason(llc_mean, llc_se, n_params)
-    basin, left = basin_check(loss, valid, nbeta, L0, llc_se, loss_trace, dist2, gamma, n_params)
+    basin, left = basin_check(loss, valid, nbeta, L0, llc_se, loss_trace, dist2, gamma, n_params, allowance)
     warnings = [w for w in (impossible, left) if w]
     converged = not failures and not warnings
     llc_per_chain = [float(v) if ok else None for v, ok in zip(_expand(per_chain, valid), valid, strict=True)]

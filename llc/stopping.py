@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from llc.errors import LLCError
-from llc.estimator import Targets, estimate, estimate_failures, finite_chains
+from llc.estimator import BASIN_ALLOWANCE, Targets, estimate, estimate_failures, finite_chains
 
 if TYPE_CHECKING:
     from llc.config import SamplerConfig
@@ -30,8 +30,11 @@ def targets_of(cfg: SamplerConfig) -> Targets:
     return Targets(rhat=cfg.target_rhat, ess_per_chain=cfg.target_ess, se=cfg.target_se, rel_se=cfg.target_rel_se)
 
 
-def stop_rule(cfg: SamplerConfig, nbeta: float, L0: float, loss_trace: str) -> StopRule:
-    """`rule(loss, theta) -> StopCheck` for the driver; `done` when the run's estimate would be converged."""
+def stop_rule(cfg: SamplerConfig, nbeta: float, L0: float, loss_trace: str,
+              allowance: float = BASIN_ALLOWANCE) -> StopRule:
+    """`rule(loss, theta) -> StopCheck` for the driver; `done` when the run's estimate would be converged.
+
+    `allowance`: the basin check's (llc.estimator.basin_allowance), as the run's final estimate uses it."""
     from llc.samplers.base import StopCheck
 
     targets = targets_of(cfg)
@@ -41,7 +44,7 @@ def stop_rule(cfg: SamplerConfig, nbeta: float, L0: float, loss_trace: str) -> S
         if not valid.any():
             return StopCheck(done=True, note="every chain diverged", diagnostics={"reason": "diverged"})
         try:
-            est = estimate(loss, nbeta, L0, valid, theta, loss_trace, targets)
+            est = estimate(loss, nbeta, L0, valid, theta, loss_trace, targets, allowance=allowance)
         except LLCError as exc:
             return StopCheck(done=True, note=str(exc), diagnostics={"reason": "diverged"})
         failures = estimate_failures(est, loss_trace, targets)

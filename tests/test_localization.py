@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from llc.config import resolve_config
-from llc.estimator import basin_check, estimate, estimate_failures, finite_chains
+from llc.estimator import basin_allowance, basin_check, estimate, estimate_failures, finite_chains
 from llc.posterior import build_posterior
 from llc.runs import run_job
 from llc.samplers import build_sampler, run_chains
@@ -120,6 +120,21 @@ def test_basin_check_numbers():
     assert not basin_check(low, np.array([True, False]), nbeta, L0, 0.5, "full")[0].left
     record, warning = basin_check(low, valid, nbeta, L0, 0.5, "batch")
     assert not record.left and record.loss_gap_min is None and warning is None
+
+
+def test_basin_allowance_follows_the_centres_gradient():
+    """A residual gradient g at w* lets the draws go nβ·|g|·3/sqrt(γ) below L0; never less than 3."""
+    nbeta, gamma = 587.0, 12.1
+    tol_floor = math.sqrt(100) / nbeta  # the ERM tolerance's floor (docs/targets.md): |g| up to sqrt(100)/(nβ)
+    assert basin_allowance(nbeta, gamma, tol_floor) == pytest.approx(3 * math.sqrt(100 / gamma))  # 8.6
+    assert basin_allowance(nbeta, gamma, math.sqrt(gamma) / nbeta) == pytest.approx(3.0)
+    assert basin_allowance(nbeta, gamma, 1e-10) == 3.0  # an exact centre (DLN, quadratic) keeps the 3
+    assert basin_allowance(nbeta, gamma, None) == 3.0
+    # the estimate uses it: a dip of 5 in nβ·L fires at allowance 3 (+3·0.5), not at 8.6
+    loss = np.array([[1.05, 1.02, 0.95], [1.04, 1.01, 1.06]])
+    args = (loss, np.array([True, True]), 100.0, 1.0, 0.5, "full")
+    assert basin_check(*args)[0].left
+    assert not basin_check(*args, allowance=basin_allowance(nbeta, gamma, tol_floor))[0].left
 
 
 @pytest.mark.slow

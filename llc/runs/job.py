@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from llc.config import Config, config_to_dict
-from llc.estimator import efficiency, estimate, estimate_failures, finite_chains
+from llc.estimator import basin_allowance, efficiency, estimate, estimate_failures, finite_chains
 from llc.records import Estimate, Metrics, Stopping, Timing, Work
 from llc.runs import layout
 from llc.runs.ids import family_id, run_id
@@ -94,11 +94,12 @@ def run_job(
         on_progress("target", 1, 1)
 
     sampler = build_sampler(posterior, cfg.sampler)
-    rule = stop_rule(cfg.sampler, posterior.nbeta, posterior.L0, cfg.sampler.loss_trace or "full")
+    allowance = basin_allowance(posterior.nbeta, posterior.gamma, target.erm.grad_norm)
+    rule = stop_rule(cfg.sampler, posterior.nbeta, posterior.L0, cfg.sampler.loss_trace or "full", allowance)
     chains = run_chains(sampler, posterior, cfg.sampler, problem_keys(cfg.seed)["sampler"], on_progress, rule)
     valid = finite_chains(chains.loss, chains.theta)
     stats = estimate(chains.loss, posterior.nbeta, posterior.L0, valid, chains.theta, chains.loss_trace,
-                     targets_of(cfg.sampler), target.n_params, chains.dist2, posterior.gamma)
+                     targets_of(cfg.sampler), target.n_params, chains.dist2, posterior.gamma, allowance)
     timing = Timing(target_s=target_s, compile_s=chains.compile_s, warmup_s=chains.warmup_s,
                     sampling_s=chains.sampling_s, total_s=time.perf_counter() - t_start)
     env = environment(cfg.precision)
