@@ -75,6 +75,19 @@ def stop_text(metrics: Metrics) -> str | None:
     return f"stopped at {stop.steps:,} steps ({why.get(stop.reason, stop.reason)}, {stop.fde_per_chain:,.0f} FDE/chain)"
 
 
+BUDGET_FACTOR = 4  # the suggested rerun's budget, relative to the steps the run used
+
+
+def budget_hint(metrics: Metrics) -> str | None:
+    """What to do when sampling stopped at its budget before the targets were met (None otherwise)."""
+    stop = metrics.stopping
+    if stop is None or stop.rule != "converged" or stop.reason != "budget":
+        return None
+    return (f"the budget ran out before the targets were met; λ̂ may still be drifting. For more steps: "
+            f"--set sampler.max_steps={BUDGET_FACTOR * stop.steps} (a new run), or a full-batch sampler "
+            "(--sampler hmc), which mixes in fewer gradient evaluations on small models (docs/convergence.md)")
+
+
 def summary_line(metrics: Metrics, cached: bool = False) -> str:
     """'λ̂ = 6.1 ± 0.71  (λ true 6.5)  R̂ 1.006  ESS 1406  R̂(θ) 1.003  converged'."""
     est = metrics.estimate

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from llc.estimator import estimate
-from llc.records import Metrics
-from llc.summary import summary_line
+from llc.records import Metrics, Stopping
+from llc.summary import budget_hint, summary_line
 
 MAIN_METRICS = Path(__file__).parent / "data" / "metrics_main_7771e83.json"
 NAN = float("nan")
@@ -81,3 +81,16 @@ def test_full_trace_summary_names_each_failed_criterion():
 def test_diverged_chains_and_missing_values_do_not_crash():
     line = summary_line(_metrics(llc_se=None, ess_bulk=None, n_chains_used=3, n_chains_diverged=1, converged=False))
     assert "3 of 4 chains finite" in line and "ESS n/a" in line and "± " not in line.split("  ")[0]
+
+
+def test_budget_stop_says_how_to_get_more_steps():
+    """A run whose budget ran out gets a hint naming the key and a larger value; other stops get none."""
+    def stopped(reason: str) -> Metrics:
+        stop = Stopping(rule="converged", reason=reason, steps=976_000, thinning=256, checks=30,
+                        fde_per_chain=57_971.0, failures=["loss R̂ 1.026 > 1.01"] if reason == "budget" else [])
+        return replace(_metrics(converged=reason == "converged"), stopping=stop)
+
+    hint = budget_hint(stopped("budget"))
+    assert hint is not None and "--set sampler.max_steps=3904000" in hint
+    assert budget_hint(stopped("converged")) is None and budget_hint(stopped("left_basin")) is None
+    assert budget_hint(replace(_metrics(), stopping=None)) is None

@@ -48,10 +48,11 @@ def run_command(
                          on_notice=lambda message: typer.echo(f"warning: {message}", err=True))
     m = result.metrics
     if not as_json:
-        from llc.summary import summary_line
+        from llc.summary import budget_hint, summary_line
 
         typer.echo(summary_line(m, cached=result.cached), err=True)
-        for warning in m.estimate.warnings or []:
+        hint = budget_hint(m)
+        for warning in [*(m.estimate.warnings or []), *([hint] if hint else [])]:
             typer.echo(f"warning: {warning}", err=True)
         typer.echo(str(result.run_dir))
     else:
