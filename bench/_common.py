@@ -23,6 +23,20 @@ REPEATS = 3
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 
+# Plain SGLD for exactly `sampler.steps` steps, every step kept, minibatch loss recorded. The presets
+# now sample until converged with an RMSProp metric and thinning 64 (docs/convergence.md), so a
+# throughput benchmark must switch all three off explicitly (without sampler.stop=fixed, resolve_config
+# rejects loss_trace=batch).
+FIXED_PLAIN_SGLD: dict[str, Any] = {
+    "sampler.name": "sgld",
+    "sampler.stop": "fixed",
+    "sampler.thinning": 1,
+    "sampler.precond": "none",
+    "sampler.warmup": 0,
+    "sampler.batch_size": 256,
+    "sampler.loss_trace": "batch",
+}
+
 # The common teacher-student workload of issue 7 (devinterp comparison and bare loop):
 # x ~ N(0, I_32), n = 20000, MLP 32 -> 64 -> 64 -> 1 ReLU (6,337 parameters), centre = teacher,
 # nβ = n / log n, γ = 100, MSE loss (devinterp's convention), SGLD h = 5e-6 (devinterp ε = 1e-5),
@@ -37,13 +51,10 @@ WORKLOAD_OVERRIDES: dict[str, Any] = {
     "data.n": 20000,
     "posterior.gamma": 100.0,
     "posterior.loss": "mse",
-    "sampler.name": "sgld",
+    **FIXED_PLAIN_SGLD,
     "sampler.steps": 2000,
-    "sampler.warmup": 0,
-    "sampler.batch_size": 256,
     "sampler.chains": 4,
     "sampler.step_size": 5e-6,
-    "sampler.loss_trace": "batch",
 }
 
 
@@ -85,6 +96,28 @@ def workload_config(precision: str = "float32", extra: dict[str, Any] | None = N
 
     overrides = {**WORKLOAD_OVERRIDES, "precision": precision, **(extra or {})}
     return resolve_config(preset, overrides)
+
+
+def mlp_config(target_params: int, chains: int, precision: str, steps: int, step_size: float, *,
+               depth: int = 2, n: int = 20000, extra: dict[str, Any] | None = None):
+    """Resolved Config of the scaling workload: a teacher-student MLP (in_dim 32, `depth` equal ReLU
+    hidden layers sized so the model has about `target_params` parameters, n samples, centre = teacher,
+    γ = 100) sampled by plain SGLD with step `step_size` for exactly `steps` steps (FIXED_PLAIN_SGLD)."""
+    from llc.config import resolve_config
+
+    return resolve_config("quick", {
+        "target.kind": "mlp", "target.in_dim": 32, "target.out_dim": 1, "target.depth": depth,
+        "target.target_params": target_params, "target.activation": "relu", "target.center": "teacher",
+        "data.n": n, "posterior.gamma": 100.0, **FIXED_PLAIN_SGLD, "sampler.chains": chains,
+        "sampler.steps": steps, "sampler.step_size": step_size, "precision": precision, **(extra or {}),
+    })
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size so far (ru_maxrss is in KiB on Linux)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def machine_info() -> dict[str, Any]:

@@ -39,15 +39,7 @@ PRECISIONS = ("float32", "float64")
 
 
 def config(params: int, chains: int, precision: str, steps: int):
-    from llc.config import resolve_config
-
-    return resolve_config("quick", {
-        "target.kind": "mlp", "target.in_dim": 32, "target.out_dim": 1, "target.depth": 2,
-        "target.target_params": params, "target.activation": "relu", "target.center": "teacher",
-        "data.n": 20000, "posterior.gamma": 100.0, "sampler.name": "sgld", "sampler.chains": chains,
-        "sampler.steps": steps, "sampler.warmup": 0, "sampler.step_size": 1e-7, "sampler.batch_size": 256,
-        "sampler.loss_trace": "batch", "precision": precision,
-    })
+    return C.mlp_config(params, chains, precision, steps, step_size=1e-7)
 
 
 _problems: dict = {}
