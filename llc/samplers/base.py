@@ -139,7 +139,9 @@ def run_chains(
 
     warm_keys = jax.random.split(k_warm, cfg.chains)
     t0 = time.perf_counter()
-    warm_fn = jax.jit(warmup_all).lower(warm_keys, states).compile()
+    # The chain states are donated to every compiled call (warm-up, chunks): the caller never reuses the
+    # old states, so XLA may update them in place instead of holding an old and a new copy of C × d.
+    warm_fn = jax.jit(warmup_all, donate_argnums=1).lower(warm_keys, states).compile()
     compile_s = time.perf_counter() - t0
 
     report("warmup", 0, cfg.warmup)
@@ -153,7 +155,7 @@ def run_chains(
 
     def compile_chunk(size: int):
         index = jnp.asarray(0, jnp.uint32)
-        return jax.jit(chunk, static_argnums=4).lower(states, params, index, index, size).compile()
+        return jax.jit(chunk, static_argnums=4, donate_argnums=0).lower(states, params, index, index, size).compile()
 
     work = functools.partial(_work, sampler.step_work, cfg)
     if until_converged:

@@ -60,7 +60,8 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
     work = {"fde": posterior.batch_fraction, "grad_evals": 1.0}
 
     def init(position: jax.Array) -> SGLDState:
-        return SGLDState(position, init_moments(position))
+        # Without a preconditioner the moments are never updated: a scalar placeholder, not a C × d array.
+        return SGLDState(position, init_moments(position if precond != "none" else position[0]))
 
     def move(key, state: SGLDState, params):
         h, metric = params
@@ -89,7 +90,7 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
         h, tuning = initial_step_size(posterior, cfg, k_step, state.position)
         factor = cfg.warmup_step_factor
         if precond == "none":
-            metric = jnp.ones_like(state.position)
+            metric = jnp.ones((), state.position.dtype)  # G = 1: a scalar, broadcast in `move`
             burn_in, params, with_step = step, (h, metric), lambda size: (size, metric)
         else:
             burn_in, params, with_step = adapt_step, h, lambda size: size
