@@ -185,6 +185,11 @@ class Stopping(Record):
     checks: int  # times the stop rule was evaluated
     fde_per_chain: float  # sampling work per chain, FDE
     failures: Sequence[str]  # the targets still unmet at the stop (empty when converged)
+    # SG samplers: (warm-up + sampling steps) × h × γ, how many relaxation times 1/(hγ) of the directions only
+    # γ holds the chains ran (llc.runs.job.relaxation_times); None for full-batch samplers and older runs
+    relaxation_times: float | None = None
+
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("relaxation_times",)
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,20 @@ def budget_hint(metrics: Metrics) -> str | None:
             "(--sampler hmc), which mixes in fewer gradient evaluations on small models (docs/convergence.md)")
 
 
+MIN_RELAXATION_TIMES = 5.0  # below this, an SG run's λ̂ may still be on a plateau (docs/convergence.md)
+
+
+def relaxation_warning(metrics: Metrics) -> str | None:
+    """An SG run that ran fewer than MIN_RELAXATION_TIMES relaxation times 1/(hγ) (None otherwise)."""
+    stop = metrics.stopping
+    times = stop.relaxation_times if stop is not None else None
+    if times is None or times >= MIN_RELAXATION_TIMES:
+        return None
+    return (f"the SG chains ran {times:.2g} relaxation times 1/(hγ) of the directions only γ holds (fewer than "
+            f"{MIN_RELAXATION_TIMES:g}); on singular models λ̂ can still be on a plateau that R̂ does not see "
+            "(docs/convergence.md). Check it against a longer run or a full-batch sampler")
+
+
 def summary_line(metrics: Metrics, cached: bool = False) -> str:
     """'λ̂ = 6.1 ± 0.71  (λ true 6.5)  R̂ 1.006  ESS 1406  R̂(θ) 1.003  converged'."""
     est = metrics.estimate

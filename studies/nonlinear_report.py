@@ -83,15 +83,20 @@ def figure(df: pd.DataFrame, out: Path) -> None:
     width = 0.8 / max(1, len(fams))
     for j, fam in enumerate(fams):
         g = rows[rows["problem"] == fam].set_index("sampler")
-        xs = [i + (j - (len(fams) - 1) / 2) * width for i, s in enumerate(labels) if s in g.index]
-        ys = [100 * g.loc[s, "ref_error"] for s in labels if s in g.index]
-        es = [100 * 3 * np.hypot(g.loc[s, "llc_se"], g.loc[s, "lambda_ref_se"]) / g.loc[s, "lambda_ref"]
-              for s in labels if s in g.index]
-        ax.errorbar(xs, ys, yerr=es, fmt="o", ms=4, capsize=2, label=fam)
+        color = f"C{j}"
+        for done in (True, False):  # filled: converged; open: stopped at its budget
+            here = [(i, s) for i, s in enumerate(labels) if s in g.index and _true(g.loc[[s], "converged"]).iloc[0] == done]
+            if not here:
+                continue
+            xs = [i + (j - (len(fams) - 1) / 2) * width for i, _ in here]
+            ys = [100 * g.loc[s, "ref_error"] for _, s in here]
+            es = [100 * 3 * np.hypot(g.loc[s, "llc_se"], g.loc[s, "lambda_ref_se"]) / g.loc[s, "lambda_ref"] for _, s in here]
+            ax.errorbar(xs, ys, yerr=es, fmt="o", ms=5, capsize=2, color=color, mfc=color if done else "white",
+                        label=fam if done else f"{fam} (not converged)")
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
     ax.set_ylabel("(λ̂ − λ_ref) / λ_ref  [%]   (bars: 3 combined SE)")
-    ax.set_title("Nonlinear MLPs: every sampler against the NUTS reference")
+    ax.set_title("Nonlinear MLPs (~10² parameters): each sampler against the NUTS reference")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=130)

@@ -54,6 +54,9 @@ def test_smaller_step_stops_later_and_both_find_the_exact_lambda(tmp_path):
     # the reported work is the work done: one minibatch (here: exact) gradient per step plus 1 FDE per kept draw
     m = runs[1e-3]
     assert m.stopping.fde_per_chain == pytest.approx(m.stopping.steps * (1 + 1 / 10))
+    # relaxation times of the γ-held directions: (warm-up + steps) × h × γ, from the config's own numbers
+    for h, m in runs.items():
+        assert m.stopping.relaxation_times == pytest.approx((2000 + m.stopping.steps) * h * 10.0, rel=1e-12)
 
 
 def test_exhausted_budget_is_not_converged(tmp_path):

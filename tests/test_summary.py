@@ -10,7 +10,7 @@ import numpy as np
 
 from llc.estimator import estimate
 from llc.records import Metrics, Stopping
-from llc.summary import budget_hint, summary_line
+from llc.summary import MIN_RELAXATION_TIMES, budget_hint, relaxation_warning, summary_line
 
 MAIN_METRICS = Path(__file__).parent / "data" / "metrics_main_7771e83.json"
 NAN = float("nan")
@@ -94,3 +94,17 @@ def test_budget_stop_says_how_to_get_more_steps():
     assert hint is not None and "--set sampler.max_steps=3904000" in hint
     assert budget_hint(stopped("converged")) is None and budget_hint(stopped("left_basin")) is None
     assert budget_hint(replace(_metrics(), stopping=None)) is None
+
+
+def test_short_relaxation_is_warned_about():
+    """SG runs that covered few relaxation times 1/(hγ) get a warning; full-batch runs (None) and long runs do not."""
+    def relaxed(times: float | None) -> Metrics:
+        stop = Stopping(rule="converged", reason="converged", steps=320_000, thinning=160, checks=1,
+                        fde_per_chain=6096.0, failures=[], relaxation_times=times)
+        return replace(_metrics(converged=True), stopping=stop)
+
+    warning = relaxation_warning(relaxed(0.24))
+    assert warning is not None and "0.24 relaxation times" in warning
+    assert relaxation_warning(relaxed(MIN_RELAXATION_TIMES)) is None
+    assert relaxation_warning(relaxed(None)) is None
+    assert relaxation_warning(replace(_metrics(), stopping=None)) is None

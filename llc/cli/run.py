@@ -48,11 +48,11 @@ def run_command(
                          on_notice=lambda message: typer.echo(f"warning: {message}", err=True))
     m = result.metrics
     if not as_json:
-        from llc.summary import budget_hint, summary_line
+        from llc.summary import budget_hint, relaxation_warning, summary_line
 
         typer.echo(summary_line(m, cached=result.cached), err=True)
-        hint = budget_hint(m)
-        for warning in [*(m.estimate.warnings or []), *([hint] if hint else [])]:
+        hints = [h for h in (budget_hint(m), relaxation_warning(m)) if h]
+        for warning in [*(m.estimate.warnings or []), *hints]:
             typer.echo(f"warning: {warning}", err=True)
         typer.echo(str(result.run_dir))
     else:

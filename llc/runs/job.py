@@ -144,7 +144,8 @@ def _metrics(cfg: Config, target: Target, posterior: Posterior, chains: ChainRun
         stopping=Stopping(
             rule=cfg.sampler.stop, reason=chains.stop_reason, steps=chains.steps, thinning=chains.thinning,
             checks=chains.n_checks, fde_per_chain=chains.fde_sampling / cfg.sampler.chains,
-            failures=estimate_failures(stats, chains.loss_trace, targets_of(cfg.sampler))),
+            failures=estimate_failures(stats, chains.loss_trace, targets_of(cfg.sampler)),
+            relaxation_times=relaxation_times(cfg, chains, posterior.gamma)),
         erm=target.erm,
         timing=timing,
         work=work,
@@ -153,6 +154,27 @@ def _metrics(cfg: Config, target: Target, posterior: Posterior, chains: ChainRun
         code_version=code_version(),
         device=env["device"]["kind"],
     )
+
+
+def relaxation_times(cfg: Config, chains: ChainRun, gamma: float) -> float | None:
+    """SG samplers: (warm-up + sampling steps) × h × γ, the smallest over chains (docs/convergence.md).
+
+    h is the Langevin step (SGLD's step size; SGHMC's ε/α per integration step). Directions held only by
+    γ relax in 1/(hγ) steps, and on singular models λ̂ can sit on a plateau for several of them while R̂ of
+    chains started together at w* stays ≈ 1. None with a preconditioner: its metric speeds the flat
+    directions by an unknown factor G ≥ 1, so 1/(hγ) would only bound their time from above.
+    """
+    info = chains.warmup_info
+    if "step_size" not in info or not gamma or cfg.sampler.precond != "none":
+        return None
+    from llc.samplers.registry import spec_of
+
+    if not spec_of(cfg.sampler.name).minibatch:
+        return None
+    h = np.asarray(info["step_size"], dtype=np.float64)
+    if "friction" in info:
+        h = h / np.asarray(info["friction"], dtype=np.float64) * (cfg.sampler.num_integration_steps or 1)
+    return float((cfg.sampler.warmup + chains.steps) * np.min(h) * gamma)
 
 
 def _write_run_dir(runs_root: Path, cfg: Config, posterior: Posterior, chains: ChainRun, valid: np.ndarray,
