@@ -79,25 +79,28 @@ def figure(df: pd.DataFrame, out: Path) -> None:
     rows = df[~df.reference & df["ref_error"].notna()]
     labels = [s for s in ORDER if s in set(rows["sampler"])]
     fams = sorted(rows["problem"].unique())
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = plt.subplots(figsize=(11, 4.8))
     width = 0.8 / max(1, len(fams))
     for j, fam in enumerate(fams):
         g = rows[rows["problem"] == fam].set_index("sampler")
         color = f"C{j}"
+        labelled = False
         for done in (True, False):  # filled: converged; open: stopped at its budget
             here = [(i, s) for i, s in enumerate(labels) if s in g.index and _true(g.loc[[s], "converged"]).iloc[0] == done]
             if not here:
                 continue
+            label, labelled = (fam if not labelled else "_nolegend_"), True
             xs = [i + (j - (len(fams) - 1) / 2) * width for i, _ in here]
             ys = [100 * g.loc[s, "ref_error"] for _, s in here]
             es = [100 * 3 * np.hypot(g.loc[s, "llc_se"], g.loc[s, "lambda_ref_se"]) / g.loc[s, "lambda_ref"] for _, s in here]
             ax.errorbar(xs, ys, yerr=es, fmt="o", ms=5, capsize=2, color=color, mfc=color if done else "white",
-                        label=fam if done else f"{fam} (not converged)")
+                        label=label)
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
-    ax.set_ylabel("(λ̂ − λ_ref) / λ_ref  [%]   (bars: 3 combined SE)")
+    ax.set_ylabel("(λ̂ − λ_ref) / λ_ref  [%]")
+    ax.set_xlabel("filled: converged · open: stopped at its budget · bars: 3 combined SE")
     ax.set_title("Nonlinear MLPs (~10² parameters): each sampler against the NUTS reference")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(out, dpi=130)
 
