@@ -78,11 +78,12 @@ def per_run(df: pd.DataFrame) -> str:
 def figure(df: pd.DataFrame, out: Path) -> None:
     rows = df[~df.reference & df["ref_error"].notna()]
     labels = [s for s in ORDER if s in set(rows["sampler"])]
-    fams = sorted(rows["problem"].unique())
+    fams = sorted(set(zip(rows["problem"], rows["seed"], strict=True)))  # families: (problem, seed)
     fig, ax = plt.subplots(figsize=(11, 4.8))
     width = 0.8 / max(1, len(fams))
-    for j, fam in enumerate(fams):
-        g = rows[rows["problem"] == fam].set_index("sampler")
+    for j, (problem, seed) in enumerate(fams):
+        g = rows[(rows["problem"] == problem) & (rows["seed"] == seed)].set_index("sampler")
+        fam = f"{problem} (seed {seed})"
         color = f"C{j}"
         labelled = False
         for done in (True, False):  # filled: converged; open: stopped at its budget
