@@ -159,22 +159,21 @@ def _metrics(cfg: Config, target: Target, posterior: Posterior, chains: ChainRun
 def relaxation_times(cfg: Config, chains: ChainRun, gamma: float) -> float | None:
     """SG samplers: (warm-up + sampling steps) × h × γ, the smallest over chains (docs/convergence.md).
 
-    h is the Langevin step (SGLD's step size; SGHMC's ε/α per integration step). Directions held only by
-    γ relax in 1/(hγ) steps, and on singular models λ̂ can sit on a plateau for several of them while R̂ of
-    chains started together at w* stays ≈ 1. None with a preconditioner: its metric speeds the flat
+    h is the Langevin step per sampler step (`StepControl.langevin`: SGLD's step size; SGHMC's ε/α times
+    its integration steps). Directions held only by γ relax in 1/(hγ) steps, and on singular models λ̂ can
+    sit on a plateau for several of them while R̂ of chains started together at w* stays ≈ 1. None with a preconditioner: its metric speeds the flat
     directions by an unknown factor G ≥ 1, so 1/(hγ) would only bound their time from above.
     """
-    info = chains.warmup_info
-    if "step_size" not in info or not gamma or cfg.sampler.precond != "none":
-        return None
     from llc.samplers.registry import spec_of
 
-    if not spec_of(cfg.sampler.name).minibatch:
+    control = spec_of(cfg.sampler.name).step_control  # None for the full-batch samplers
+    if control is None or chains.params is None or not gamma or cfg.sampler.precond != "none":
         return None
-    h = np.asarray(info["step_size"], dtype=np.float64)
-    if "friction" in info:
-        h = h / np.asarray(info["friction"], dtype=np.float64) * (cfg.sampler.num_integration_steps or 1)
-    return float((cfg.sampler.warmup + chains.steps) * np.min(h) * gamma)
+    import jax
+
+    h, _ = jax.vmap(control.langevin)(chains.params)
+    h_per_step = np.asarray(h, dtype=np.float64) * (cfg.sampler.num_integration_steps or 1)
+    return float((cfg.sampler.warmup + chains.steps) * np.min(h_per_step) * gamma)
 
 
 def _write_run_dir(runs_root: Path, cfg: Config, posterior: Posterior, chains: ChainRun, valid: np.ndarray,

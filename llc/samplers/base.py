@@ -99,6 +99,7 @@ class ChainRun:
     stop_reason: str = "fixed"  # fixed | converged | budget | diverged | left_basin
     n_checks: int = 0  # how often the stop rule was evaluated
     stop_diagnostics: dict[str, Any] = field(default_factory=dict)  # the rule's last verdict
+    params: Any = None  # the adapted per-chain sampler params (device arrays), for the spec's StepControl
 
 
 def _chunk_size(n_draws: int, target_chunks: int = 50) -> int:
@@ -179,6 +180,7 @@ def run_chains(
         warmup_s=warmup_s,
         sampling_s=sampling_s,
         loss_trace=cfg.loss_trace or "full",
+        params=params,
         **sampled,
     )
 
