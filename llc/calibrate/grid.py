@@ -75,14 +75,15 @@ def run_grid(sampler: Sampler, control: StepControl, posterior: Posterior, cfg: 
     import jax
     import jax.numpy as jnp
 
+    from llc.samplers.base import chain_starts
+
     s = cfg.sampler
     n_chains = settings.chains
     k_init, k_warm, k_relax, k_cool, k_burn, k_sample, k_accept, k_proj = jax.random.split(key, 8)
     w_star = posterior.w_star
     dim, dtype = w_star.shape[0], w_star.dtype
     projections = (jax.random.normal(k_proj, (N_PROJECTIONS, dim), dtype) / jnp.sqrt(dim)).astype(dtype)
-    jitter = (s.init_jitter * jax.random.normal(k_init, (n_chains, dim), dtype)).astype(dtype)
-    states = jax.vmap(sampler.init)(w_star[None, :] + jitter)
+    states = jax.vmap(sampler.init)(chain_starts(w_star, n_chains, s.init_jitter, k_init))
     notes: list[str] = []
 
     n_warm = s.warmup if settings.warmup is None else settings.warmup

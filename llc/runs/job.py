@@ -7,8 +7,10 @@ returned from the cache unless `force` is set.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -84,6 +86,7 @@ def run_job(
     from llc.targets import build_target, problem_keys
 
     configure_jax()
+    _prefetch_late_imports()
     t_start = time.perf_counter()
     if on_progress:
         on_progress("target", 0, 1)
@@ -107,6 +110,28 @@ def run_job(
     _write_run_dir(runs_root, cfg, posterior, chains, valid, env, metrics, force)
     # Read back, so a fresh result equals a cached one (NaN stored as None, as in the file).
     return RunResult(run_dir=final, metrics=load_cached(final) or metrics, cached=False)
+
+
+@functools.cache
+def _prefetch_late_imports() -> None:
+    """Import what estimation and trace.nc need (ArviZ, xarray, h5netcdf: ~1 s) on a background thread.
+
+    The main thread then builds the target, compiles and samples (mostly on one core: XLA runs small
+    programs single-threaded) while the second core loads these modules; by the time `estimate` imports
+    arviz_stats it is in sys.modules, or the import waits for the thread to finish it (Python's per-module
+    import locks). A failure here is ignored: the main thread's own import then reports it.
+    """
+
+    def load() -> None:
+        try:
+            import arviz_stats  # noqa: F401
+            import h5netcdf  # noqa: F401
+
+            import llc.runs.trace  # noqa: F401
+        except Exception:  # noqa: BLE001 - the main thread's import raises it again, where it belongs
+            pass
+
+    threading.Thread(target=load, name="llc-prefetch-imports", daemon=True).start()
 
 
 def _warn(message: str) -> None:

@@ -102,6 +102,18 @@ class ChainRun:
     params: Any = None  # the adapted per-chain sampler params (device arrays), for the spec's StepControl
 
 
+def chain_starts(w_star: jax.Array, n_chains: int, init_jitter: float, key: jax.Array) -> jax.Array:
+    """(n_chains, d) starting points: w* plus N(0, init_jitter²) per coordinate.
+
+    Without jitter (the default) no random numbers are drawn: w* + 0·ξ is w* itself, and generating ξ
+    would compile one more program per job (docs/benchmarks.md §5b).
+    """
+    if init_jitter == 0:
+        return jnp.broadcast_to(w_star, (n_chains, w_star.shape[0]))
+    jitter = init_jitter * jax.random.normal(key, (n_chains, w_star.shape[0]), w_star.dtype)
+    return w_star[None, :] + jitter.astype(w_star.dtype)
+
+
 def _chunk_size(n_draws: int, target_chunks: int = 50) -> int:
     """Largest divisor of n_draws not above n_draws / target_chunks (at least 1)."""
     goal = max(1, n_draws // target_chunks)
@@ -132,8 +144,7 @@ def run_chains(
     dim = w_star.shape[0]
     projections = (jax.random.normal(k_proj, (N_PROJECTIONS, dim), w_star.dtype) / jnp.sqrt(dim)).astype(w_star.dtype)
 
-    jitter = cfg.init_jitter * jax.random.normal(k_init, (cfg.chains, dim), w_star.dtype)
-    states = jax.vmap(sampler.init)(w_star[None, :] + jitter.astype(w_star.dtype))
+    states = jax.vmap(sampler.init)(chain_starts(w_star, cfg.chains, cfg.init_jitter, k_init))
 
     def warmup_all(keys, states):
         return jax.vmap(lambda k, s: sampler.warmup(k, s, cfg.warmup))(keys, states)
