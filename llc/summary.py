@@ -88,17 +88,19 @@ def budget_hint(metrics: Metrics) -> str | None:
             "(--sampler hmc), which mixes in fewer gradient evaluations on small models (docs/convergence.md)")
 
 
-MIN_RELAXATION_TIMES = 5.0  # below this, an SG run's λ̂ may still be on a plateau (docs/convergence.md)
-
-
 def relaxation_warning(metrics: Metrics) -> str | None:
-    """An SG run that ran fewer than MIN_RELAXATION_TIMES relaxation times 1/(hγ) (None otherwise)."""
+    """An SG run that ran fewer relaxation times 1/(hγ) than the stop rule's default minimum (None otherwise,
+    and None when the run's own warnings already say so: `sampler.min_relaxation` was set)."""
+    from llc.samplers.sg_params import DEFAULT_MIN_RELAXATION
+
     stop = metrics.stopping
     times = stop.relaxation_times if stop is not None else None
-    if times is None or times >= MIN_RELAXATION_TIMES:
+    if times is None or times >= DEFAULT_MIN_RELAXATION:
+        return None
+    if any("relaxation times" in w for w in metrics.estimate.warnings or []):
         return None
     return (f"the SG chains ran {times:.2g} relaxation times 1/(hγ) of the directions only γ holds (fewer than "
-            f"{MIN_RELAXATION_TIMES:g}); on singular models λ̂ can still be on a plateau that R̂ does not see "
+            f"{DEFAULT_MIN_RELAXATION:g}); on singular models λ̂ can still be on a plateau that R̂ does not see "
             "(docs/convergence.md). Check it against a longer run or a full-batch sampler")
 
 

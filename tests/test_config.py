@@ -27,7 +27,9 @@ def test_full_preset_matches_issue():
     # Every preset samples until converged (issue 16). The old fixed SG budgets (2.56 M SGLD steps, 5.12 M
     # SGHMC, the smallest 2.56 M x 2^k at which all validation runs passed; docs/validation.md) sit inside
     # the new budgets with room to spare (4x), and the minimum is an eighth of them.
-    assert (s.name, s.stop, s.warmup, s.thinning, s.batch_size, s.chains) == ("sgld", "converged", 64_000, 160, 256, 4)
+    assert (s.name, s.stop, s.warmup, s.thinning, s.batch_size, s.chains) == ("sgld", "converged", 128_000, 160, 256, 4)
+    # the fast warm-up and the relaxation minimum at the default γ (docs/convergence.md)
+    assert (s.warmup_step_scale, s.min_relaxation) == (1.0, 2.0)
     assert s.steps * 8 == 2_560_000 and s.max_steps == 4 * 2_560_000
     assert (s.target_rhat, s.target_ess, s.loss_trace) == (1.01, 100.0, "full")
     sghmc = resolve_config("full", sampler="sghmc").sampler
@@ -62,7 +64,8 @@ def test_unset_later_option_leaves_run_ids_of_cached_runs_alone():
     cfg = resolve_config("quick")
     before = config_to_dict(cfg)
     # the config as hashed before these options existed (all unset here)
-    for later in ("warmup_step_factor", "max_fde", "target_se", "target_rel_se", "max_tree_depth"):
+    for later in ("warmup_step_factor", "max_fde", "target_se", "target_rel_se", "max_tree_depth",
+                  "warmup_step_scale", "min_relaxation"):
         assert before["sampler"].pop(later, None) is None
     from llc.config.custom import CUSTOM_ONLY_KEYS
 

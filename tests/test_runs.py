@@ -131,8 +131,8 @@ if mode == "sampling":
     def report(phase, done, total, note=""):
         with open(os.environ["LLC_TEST_PROGRESS"], "a") as fh:
             fh.write(f"{phase} {done} {total}\\n")
-    base.run_chains = lambda sampler, posterior, cfg, key, on_progress=None, stop_rule=None: real_chains(
-        sampler, posterior, cfg, key, report, stop_rule)
+    base.run_chains = lambda sampler, posterior, cfg, key, on_progress=None, stop_rule=None, min_steps=None: (
+        real_chains(sampler, posterior, cfg, key, report, stop_rule, min_steps))
 elif mode == "trace":
     trace.write_trace = hold
 elif mode == "publish":

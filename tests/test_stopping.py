@@ -189,3 +189,80 @@ def test_progress_shows_the_diagnostics_against_their_targets(tmp_path):
     notes = [note for phase, note in seen if phase == "sampling" and note]
     assert notes, seen
     assert all("R̂ " in n and "/1.01" in n and "ESS/chain" in n and "/100" in n and "rel SE" in n for n in notes)
+
+
+def test_relaxation_minimum_delays_the_first_check(tmp_path):
+    """Plain SG until converged is not asked before `min_relaxation` relaxation times 1/(hγ), warm-up included.
+
+    h = 2e-4 and γ = 10: 2e-3 relaxation times per step, 4 after the 2000 warm-up steps, so R = 10 needs
+    3000 sampling steps (chunks of 500): no check before that, and every 500 steps after it.
+    """
+    h, gamma, warmup = 2e-4, 10.0, 2000
+    notes: list[tuple[int, str]] = []
+
+    def progress(phase, done, total, note=""):
+        if phase == "sampling" and done:
+            notes.append((done, note))
+
+    m = run_job(until_converged(step_size=h, min_relaxation=10, max_steps=400_000), runs_root=tmp_path,
+                on_progress=progress).metrics
+    assert (10 - warmup * h * gamma) / (h * gamma) == pytest.approx(3000)
+    assert m.stopping.steps >= 3000
+    before = [note for done, note in notes if done < 3000]
+    after = [note for done, note in notes if done >= 3000]
+    assert before and all(note == "relaxing: first check at 3000 steps" for note in before)
+    assert after and not any("relaxing" in note for note in after)
+    assert m.stopping.checks == len(after)
+    assert m.stopping.relaxation_times == pytest.approx((warmup + m.stopping.steps) * h * gamma, rel=1e-12)
+    assert m.stopping.relaxation_times >= 10
+
+
+def test_budget_before_the_relaxation_minimum_is_not_converged(tmp_path):
+    m = run_job(until_converged(step_size=2e-4, min_relaxation=10, max_steps=2500), runs_root=tmp_path).metrics
+    assert m.stop_reason == "budget" and m.stopping.steps == 2500
+    assert m.stopping.relaxation_times == pytest.approx((2000 + 2500) * 2e-4 * 10.0, rel=1e-12)  # 9 < 10
+    assert m.estimate.converged is False
+    assert any("sampler.min_relaxation = 10" in w for w in m.estimate.warnings)
+    assert m.stopping.checks == 1 and m.stopping.failures  # the diagnostics at the stop are still recorded
+
+
+def test_fast_warmup_step_scale_speeds_the_warmup_by_its_ratio_to_the_sampling_scale(tmp_path):
+    """On the data-free quadratic (no heating cap) h = step_scale / λ_max, so warmup_step_scale = 4 × step_scale
+    runs the first ¾ of the warm-up at 4h; the relaxation count weighs those steps 4×."""
+    import xarray as xr
+
+    cfg = until_converged(step_scale=0.05, warmup_step_scale=0.2, max_steps=400_000)
+    result = run_job(cfg, runs_root=tmp_path)
+    adaptation = xr.open_datatree(result.run_dir / "trace.nc")["adaptation"]
+    h = adaptation["step_size"].values
+    np.testing.assert_allclose(adaptation["warmup_speedup"].values, 4.0, rtol=1e-12)
+    np.testing.assert_allclose(adaptation["warmup_step_size"].values, 4 * h, rtol=1e-12)
+    np.testing.assert_allclose(h * adaptation["curvature_max"].values, 0.05, rtol=1e-12)
+    m = result.metrics
+    assert m.stopping.relaxation_times == pytest.approx(
+        float(np.min(h)) * 10.0 * (1500 * 4 + 500 + m.stopping.steps), rel=1e-12)
+    # a sampling step the warm-up would not speed up gets no fast phase (factor max(1, ·) = 1)
+    slow = run_job(until_converged(step_scale=0.05, warmup_step_scale=0.01, max_steps=400_000),
+                   runs_root=tmp_path)
+    speed = xr.open_datatree(slow.run_dir / "trace.nc")["adaptation"]["warmup_speedup"].values
+    np.testing.assert_array_equal(speed, 1.0)
+
+
+@pytest.mark.parametrize(("overrides", "needle"), [
+    ({"sampler.warmup_step_scale": 1.0, "sampler.step_size": 1e-4}, "combined with sampler.step_size"),
+    ({"sampler.warmup_step_scale": 1.0, "sampler.warmup_step_factor": 4.0}, "combined with sampler.warmup_step_factor"),
+    ({"sampler.min_relaxation": 2.0, "sampler.precond": "rmsprop"}, "sampler.precond=none"),
+    ({"sampler.min_relaxation": 2.0, "sampler.stop": "fixed"}, "sampler.stop=converged"),
+])
+def test_fast_warmup_and_relaxation_keys_reject_what_they_cannot_mean(overrides, needle):
+    with pytest.raises(ConfigError, match=needle):
+        resolve_config("quick", overrides, sampler="sgld")
+
+
+def test_relaxation_minimum_defaults_to_plain_sg_until_converged_only():
+    plain = resolve_config("full", sampler="sgld").sampler
+    assert plain.min_relaxation == 2.0
+    assert resolve_config("quick", sampler="sgld").sampler.min_relaxation is None  # RMSProp metric
+    assert resolve_config("full", ["sampler.stop=fixed"], sampler="sgld").sampler.min_relaxation is None
+    assert resolve_config("full", sampler="hmc").sampler.min_relaxation is None
+    assert resolve_config("full", ["sampler.min_relaxation=0"], sampler="sghmc").sampler.min_relaxation == 0

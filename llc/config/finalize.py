@@ -18,6 +18,7 @@ from llc.config.schema import (
 )
 from llc.errors import ConfigError
 from llc.samplers.registry import spec_of
+from llc.samplers.sg_params import DEFAULT_MIN_RELAXATION
 from llc.tempering import erm_nbeta
 
 replace = dataclasses.replace
@@ -164,6 +165,8 @@ def finalize_sampler(s: SamplerConfig, t: TargetConfig, d: DataConfig, user_keys
     if spec.minibatch and t.kind != "quadratic" and s.batch_size > d.n:
         raise ConfigError(f"sampler.batch_size: {s.batch_size} is larger than data.n = {d.n}; allowed 1..{d.n}")
     s = _stop_rule(s, spec.minibatch, "loss_trace" in spec.keys, user_keys)
+    if "min_relaxation" in spec.keys:
+        s = _sg_warmup_and_relaxation(s, user_keys)
     if s.stop == "fixed" and s.thinning > s.steps:
         raise ConfigError(f"sampler.thinning: {s.thinning} exceeds sampler.steps = {s.steps}")
     if s.stop == "fixed" and s.steps // s.thinning < 4:
@@ -199,6 +202,23 @@ def _stop_rule(s: SamplerConfig, minibatch: bool, has_loss_trace: bool, user_key
                               "R-hat near 1 whether or not the chains mix); allowed with stop=converged: full")
         s = replace(s, loss_trace="full")
     return s
+
+
+def _sg_warmup_and_relaxation(s: SamplerConfig, user_keys: set[str]) -> SamplerConfig:
+    """SG samplers: the fast warm-up's step scale, and the relaxation minimum of the stop rule (docs/convergence.md)."""
+    if s.warmup_step_scale is not None and (s.step_size is not None or s.warmup_step_factor is not None):
+        if "sampler.warmup_step_scale" in user_keys:
+            other = "sampler.warmup_step_factor" if s.warmup_step_factor is not None else "sampler.step_size"
+            raise ConfigError(f"sampler.warmup_step_scale cannot be combined with {other} (it scales the warm-up "
+                              "step to the curvature, as step_scale does); set one or the other")
+        s = replace(s, warmup_step_scale=None)
+    if s.stop == "converged" and s.precond == "none":
+        return s if s.min_relaxation is not None else replace(s, min_relaxation=DEFAULT_MIN_RELAXATION)
+    if "sampler.min_relaxation" in user_keys and s.min_relaxation is not None:
+        why = "sampler.stop=converged" if s.stop != "converged" else "sampler.precond=none (a metric speeds the "\
+              "γ-held directions by an unknown factor)"
+        raise ConfigError(f"sampler.min_relaxation: applies only with {why}")
+    return replace(s, min_relaxation=None)
 
 
 def _step_size_or_scale(s: SamplerConfig, user_keys: set[str]) -> SamplerConfig:

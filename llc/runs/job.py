@@ -7,6 +7,7 @@ returned from the cache unless `force` is set.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import shutil
@@ -99,10 +100,12 @@ def run_job(
     sampler = build_sampler(posterior, cfg.sampler)
     allowance = basin_allowance(posterior.nbeta, posterior.gamma, target.erm.grad_norm)
     rule = stop_rule(cfg.sampler, posterior.nbeta, posterior.L0, cfg.sampler.loss_trace or "full", allowance)
-    chains = run_chains(sampler, posterior, cfg.sampler, problem_keys(cfg.seed)["sampler"], on_progress, rule)
+    chains = run_chains(sampler, posterior, cfg.sampler, problem_keys(cfg.seed)["sampler"], on_progress, rule,
+                        relaxation_floor(cfg, posterior.gamma))
     valid = finite_chains(chains.loss, chains.theta)
     stats = estimate(chains.loss, posterior.nbeta, posterior.L0, valid, chains.theta, chains.loss_trace,
                      targets_of(cfg.sampler), target.n_params, chains.dist2, posterior.gamma, allowance)
+    stats = _with_relaxation_warning(cfg, stats, relaxation_times(cfg, chains, posterior.gamma))
     timing = Timing(target_s=target_s, compile_s=chains.compile_s, warmup_s=chains.warmup_s,
                     sampling_s=chains.sampling_s, total_s=time.perf_counter() - t_start)
     env = environment(cfg.precision)
@@ -181,24 +184,71 @@ def _metrics(cfg: Config, target: Target, posterior: Posterior, chains: ChainRun
     )
 
 
-def relaxation_times(cfg: Config, chains: ChainRun, gamma: float) -> float | None:
-    """SG samplers: (warm-up + sampling steps) × h × γ, the smallest over chains (docs/convergence.md).
+def relaxation_rates(cfg: Config, gamma: float, params: Any, warmup_info: dict[str, Any]
+                     ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per chain: relaxation times 1/(hγ) per sampling step (h·γ), and those the warm-up ran; None if undefined.
 
-    h is the Langevin step per sampler step (`StepControl.langevin`: SGLD's step size; SGHMC's ε/α times
-    its integration steps). Directions held only by γ relax in 1/(hγ) steps, and on singular models λ̂ can
-    sit on a plateau for several of them while R̂ of chains started together at w* stays ≈ 1. None with a preconditioner: its metric speeds the flat
+    Directions that only the localization holds relax in 1/(hγ) steps (docs/convergence.md, "Plateaus that R̂
+    does not see"). h is the Langevin step per sampler step (`StepControl.langevin`: SGLD's step size; SGHMC's
+    ε/α times its integration steps); the fast part of a two-speed warm-up counts at its own step, `warmup_speedup`
+    times h. None for full-batch samplers, without γ, and with a preconditioner: its metric speeds the flat
     directions by an unknown factor G ≥ 1, so 1/(hγ) would only bound their time from above.
     """
+    from llc.samplers.base import FAST_WARMUP_FRACTION
     from llc.samplers.registry import spec_of
 
     control = spec_of(cfg.sampler.name).step_control  # None for the full-batch samplers
-    if control is None or chains.params is None or not gamma or cfg.sampler.precond != "none":
+    if control is None or params is None or not gamma or cfg.sampler.precond != "none":
         return None
     import jax
 
-    h, _ = jax.vmap(control.langevin)(chains.params)
-    h_per_step = np.asarray(h, dtype=np.float64) * (cfg.sampler.num_integration_steps or 1)
-    return float((cfg.sampler.warmup + chains.steps) * np.min(h_per_step) * gamma)
+    h, _ = jax.vmap(control.langevin)(params)
+    rate = np.asarray(h, dtype=np.float64) * (cfg.sampler.num_integration_steps or 1) * gamma
+    warmup = cfg.sampler.warmup
+    if "warmup_speedup" in warmup_info:
+        n_fast = int(warmup * FAST_WARMUP_FRACTION)
+        warm_steps = n_fast * np.asarray(warmup_info["warmup_speedup"], dtype=np.float64) + (warmup - n_fast)
+    else:
+        warm_steps = np.full_like(rate, float(warmup))
+    return rate, rate * warm_steps
+
+
+def relaxation_floor(cfg: Config, gamma: float) -> Callable[[Any, dict[str, Any]], int] | None:
+    """With `sampler.min_relaxation` R: the sampling steps before which the stop rule is not asked,
+    the most any chain needs to reach R relaxation times (warm-up included)."""
+    minimum = cfg.sampler.min_relaxation
+    if not minimum:
+        return None
+
+    def floor(params: Any, warmup_info: dict[str, Any]) -> int:
+        rates = relaxation_rates(cfg, gamma, params, warmup_info)
+        if rates is None:
+            return 0
+        rate, warm = rates
+        need = np.ceil(np.maximum(minimum - warm, 0.0) / rate)
+        return int(np.max(need)) if np.all(np.isfinite(need)) else 0
+
+    return floor
+
+
+def relaxation_times(cfg: Config, chains: ChainRun, gamma: float) -> float | None:
+    """SG samplers: the relaxation times 1/(hγ) the chains ran, warm-up included; the smallest over chains."""
+    rates = relaxation_rates(cfg, gamma, chains.params, chains.warmup_info)
+    if rates is None:
+        return None
+    rate, warm = rates
+    return float(np.min(warm + chains.steps * rate))
+
+
+def _with_relaxation_warning(cfg: Config, stats: Estimate, times: float | None) -> Estimate:
+    """A run short of `sampler.min_relaxation` (its budget ended first) is not `converged`: one warning says why."""
+    minimum = cfg.sampler.min_relaxation
+    if not minimum or times is None or times >= minimum:
+        return stats
+    warning = (f"the SG chains ran {times:.2g} relaxation times 1/(hγ) of the directions only γ holds, fewer than "
+               f"sampler.min_relaxation = {minimum:g}: λ̂ may still be on a plateau that R̂ does not see "
+               "(raise sampler.max_steps, or use a full-batch sampler; docs/convergence.md)")
+    return dataclasses.replace(stats, converged=False, warnings=[*(stats.warnings or []), warning])
 
 
 def _write_run_dir(runs_root: Path, cfg: Config, posterior: Posterior, chains: ChainRun, valid: np.ndarray,

@@ -130,10 +130,13 @@ def run_chains(
     key: jax.Array,
     on_progress: ProgressFn | None = None,
     stop_rule: StopRule | None = None,
+    min_steps: Callable[[Any, dict[str, np.ndarray]], int] | None = None,
 ) -> ChainRun:
     """Warm up and sample `cfg.chains` chains from w* (+ optional jitter); discard warm-up.
 
-    With `cfg.stop == "converged"`, `stop_rule` decides after each chunk whether the kept draws suffice.
+    With `cfg.stop == "converged"`, `stop_rule` decides after each chunk whether the kept draws suffice;
+    it is first asked after `cfg.steps` steps, or after `min_steps(params, warm-up info)` if that is later
+    (the SG samplers' relaxation minimum, computed from the adapted step).
     """
     report = on_progress or (lambda *args, **kwargs: None)
     until_converged = cfg.stop == "converged"
@@ -163,6 +166,8 @@ def run_chains(
     warmup_s = time.perf_counter() - t0
     report("warmup", cfg.warmup, cfg.warmup)
 
+    warm_info = jax.device_get(warm_info)
+    first_check = max(cfg.steps, min_steps(params, warm_info) if min_steps is not None else 0)
     chunk = _chunk_fn(sampler, posterior, cfg, k_sample, projections)
 
     def compile_chunk(size: int):
@@ -171,14 +176,13 @@ def run_chains(
 
     work = functools.partial(_work, sampler.step_work, cfg)
     if until_converged:
-        sampled = _sample_until(compile_chunk, work, states, params, cfg, stop_rule, report)
+        sampled = _sample_until(compile_chunk, work, states, params, cfg, stop_rule, report, first_check)
     else:
         sampled = _sample_fixed(compile_chunk, work, states, params, cfg, report)
     compile_s += sampled.pop("compile_s")
     sampling_s = sampled.pop("sampling_s")
 
     traces = sampled.pop("traces")
-    warm_info = jax.device_get(warm_info)
     return ChainRun(
         loss=traces.pop("loss"),
         theta=traces.pop("theta"),
@@ -229,8 +233,9 @@ def _sample_fixed(compile_chunk, work, states, params, cfg: SamplerConfig, repor
 
 
 def _sample_until(compile_chunk, work, states, params, cfg: SamplerConfig, rule: StopRule,
-                  report: ProgressFn) -> dict[str, Any]:
-    """Chunks of `size` draws until `rule` passes (after at least cfg.steps steps) or the budget ends.
+                  report: ProgressFn, first_check: int) -> dict[str, Any]:
+    """Chunks of `size` draws until `rule` passes (asked from `first_check` ≥ cfg.steps steps on) or the budget
+    ends.
 
     The budget is never exceeded: sampling stops when the next chunk would pass `max_steps` or
     (at the last chunk's cost per step) `max_fde` per chain.
@@ -260,7 +265,10 @@ def _sample_until(compile_chunk, work, states, params, cfg: SamplerConfig, rule:
             # Keep the draws at even multiples of the old thinning: equally spaced at twice the thinning.
             store = {k: v[:, 1::2] for k, v in store.items()}
             thinning *= 2
-        if steps >= cfg.steps:
+        if steps < first_check:
+            relaxing = first_check > cfg.steps  # the relaxation minimum, not just the minimum run, holds it back
+            check = StopCheck(done=False, note=f"relaxing: first check at {first_check} steps" if relaxing else "")
+        else:
             check = rule(store["loss"], store["theta"])
             n_checks += 1
             if check.done:
@@ -270,6 +278,9 @@ def _sample_until(compile_chunk, work, states, params, cfg: SamplerConfig, rule:
         next_steps = size * thinning
         fde_per_step = chunk_fde / cfg.chains / chunk_steps
         if steps + next_steps > max_steps or totals["fde"] / cfg.chains + fde_per_step * next_steps > max_fde:
+            if n_checks == 0:  # the budget ended before the first check: the diagnostics, for the record
+                check = rule(store["loss"], store["theta"])
+                n_checks += 1
             report("sampling", steps, steps, check.note)
             break
         report("sampling", steps, _progress_total(cfg, steps), check.note)

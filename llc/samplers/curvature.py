@@ -80,3 +80,16 @@ def add_work(info: dict[str, jax.Array], extra: dict[str, jax.Array]) -> dict[st
     for k in ("fde", "grad_evals"):
         out[k] = info[k] + extra[k]
     return out
+
+
+def warmup_speedup(cfg: SamplerConfig, h: jax.Array, tuning: dict[str, jax.Array]) -> float | jax.Array | None:
+    """The fast warm-up's step over the sampling step h, or None for a one-speed warm-up.
+
+    `sampler.warmup_step_factor` as set; else, with `sampler.warmup_step_scale` κ_w and a curvature-scaled h,
+    max(1, κ_w / (h λ_max)): the warm-up step κ_w / λ_max, free of the minibatch-heating cap that bounds h.
+    """
+    if cfg.warmup_step_factor is not None:
+        return cfg.warmup_step_factor
+    if cfg.warmup_step_scale is None or "curvature_max" not in tuning:
+        return None
+    return jnp.maximum(1.0, cfg.warmup_step_scale / (h * tuning["curvature_max"]))

@@ -81,6 +81,7 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
         max_curvature,
         scaled_step_size,
         tuning_work,
+        warmup_speedup,
     )
     from llc.samplers.precond import frozen_metric, init_moments, update_moments
 
@@ -141,7 +142,7 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
         params = (eps, alpha, ones)
         state = state._replace(momentum=momentum)
         burn_in = step if cfg.precond == "none" else adapt_step
-        factor, fast = cfg.warmup_step_factor, {}
+        factor, fast = warmup_speedup(cfg, size, tuning), {}
         if factor is None:
             state, info = scan_warmup(burn_in, k_run, state, params, num_steps)
         else:
@@ -150,7 +151,7 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
             alpha_fast = FRICTION_TIMES_STEP / eps_fast if cfg.friction is None else alpha
             state, info = scan_warmup_two_speed(burn_in, k_run, state, (eps_fast, alpha_fast, ones), params,
                                                 num_steps)
-            fast = {"warmup_step_size": eps_fast}
+            fast = {"warmup_step_size": eps_fast, "warmup_speedup": jnp.asarray(factor, jnp.float64)}
         info = add_work(info, tuning)
         metric = frozen_metric(state.moments, cfg.precond, cfg.precond_decay, cfg.precond_eps)
         if cfg.precond != "none":

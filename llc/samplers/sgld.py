@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
-from llc.samplers.sg_params import SG_FULL_BUDGET, SG_QUICK, SGParams
+from llc.samplers.sg_params import SG_QUICK, SGLD_FULL, SGParams
 from llc.samplers.spec import SamplerSpec, StepControl
 
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
         max_curvature,
         scaled_step_size,
         tuning_work,
+        warmup_speedup,
     )
     from llc.samplers.precond import frozen_metric, init_moments, update_moments
 
@@ -88,7 +89,7 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
     def warmup(key, state: SGLDState, num_steps: int):
         k_step, k_precond, key = jax.random.split(key, 3)
         h, tuning = initial_step_size(posterior, cfg, k_step, state.position)
-        factor = cfg.warmup_step_factor
+        factor = warmup_speedup(cfg, h, tuning)
         if precond == "none":
             metric = jnp.ones((), state.position.dtype)  # G = 1: a scalar, broadcast in `move`
             burn_in, params, with_step = step, (h, metric), lambda size: (size, metric)
@@ -98,7 +99,7 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
             state, info = scan_warmup(burn_in, key, state, params, num_steps)
         else:
             state, info = scan_warmup_two_speed(burn_in, key, state, with_step(h * factor), params, num_steps)
-            info = {**info, "warmup_step_size": h * factor}
+            info = {**info, "warmup_step_size": h * factor, "warmup_speedup": jnp.asarray(factor, jnp.float64)}
         info = add_work(info, tuning)
         if precond != "none":
             metric = frozen_metric(state.moments, precond, decay, eps)
@@ -136,6 +137,6 @@ SPEC = SamplerSpec(
     build=build,
     minibatch=True,
     rel_tol=0.08,
-    presets={"quick": SG_QUICK, "full": SG_FULL_BUDGET},
+    presets={"quick": SG_QUICK, "full": SGLD_FULL},
     step_control=STEP_CONTROL,
 )
