@@ -34,6 +34,7 @@ def test_full_preset_matches_issue():
     assert (s.target_rhat, s.target_ess, s.loss_trace) == (1.01, 100.0, "full")
     sghmc = resolve_config("full", sampler="sghmc").sampler
     assert (sghmc.steps * 8, sghmc.max_steps, sghmc.thinning) == (5_120_000, 4 * 5_120_000, 320)
+    assert (sghmc.warmup, sghmc.warmup_step_scale, sghmc.min_relaxation) == (256_000, 0.5, 2.0)
     hmc = resolve_config("full", sampler="hmc").sampler
     assert hmc.stop == "converged" and hmc.max_steps == 64 * hmc.steps
 

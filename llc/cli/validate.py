@@ -40,7 +40,7 @@ def validate_command(
     """Validate samplers against exact λ: anisotropic quadratic, single linear layer, deep linear networks.
 
     Each sampler runs at its preset defaults (not tuned per case). A case passes when the seed-averaged
-    λ̂ lies within the sampler's relative tolerance (its spec: 10% exact samplers, 15% SGLD/SGHMC) plus the
+    λ̂ lies within the sampler's relative tolerance (its spec: 5% full-batch samplers, 8% SGLD/SGHMC) plus the
     data-set fluctuation 2·sqrt(λ/(2 log n))/sqrt(seeds), and every run has R̂ ≤ 1.01 (R̂ of the exact
     loss at each draw: SGLD/SGHMC record it here instead of their minibatch losses). Runs are cached
     in the runs root like any other job; with --backend/--workers the suite's jobs run first as a
