@@ -241,6 +241,20 @@ def test_fast_warmup_step_scale_speeds_the_warmup_by_its_ratio_to_the_sampling_s
     m = result.metrics
     assert m.stopping.relaxation_times == pytest.approx(
         float(np.min(h)) * 10.0 * (1500 * 4 + 500 + m.stopping.steps), rel=1e-12)
+    np.testing.assert_array_equal(adaptation["warmup_fast_steps"].values, 1500)  # 2 relaxation times need fewer
+    # asked for more relaxation than three quarters of the warm-up give, the fast phase runs until it has them:
+    # ceil(R / (f h γ)) steps, here 40 / (4 · 0.05/λ_max · 10) with λ_max = nβ + γ ≈ 155 → ~3100
+    long = run_job(until_converged(step_scale=0.05, warmup_step_scale=0.2, min_relaxation=40, max_steps=400_000),
+                   runs_root=tmp_path)
+    adapt = xr.open_datatree(long.run_dir / "trace.nc")["adaptation"]
+    h = adapt["step_size"].values
+    np.testing.assert_array_equal(adapt["warmup_fast_steps"].values, np.ceil(40 / (4 * h * 10.0)))
+    assert np.all(adapt["warmup_fast_steps"].values > 3000)
+    times = h * 10.0 * (adapt["warmup_fast_steps"].values * 4 + 500 + long.metrics.stopping.steps)
+    assert long.metrics.stopping.relaxation_times == pytest.approx(float(np.min(times)), rel=1e-12)
+    # the warm-up's work counts every fast step: one exact gradient each, plus 20 HVPs (2 FDE) per curvature
+    assert long.metrics.work.fde_warmup == pytest.approx(
+        float(np.sum(adapt["warmup_fast_steps"].values + 500 + 2 * 20)), rel=1e-12)
     # a sampling step the warm-up would not speed up gets no fast phase (factor max(1, ·) = 1)
     slow = run_job(until_converged(step_scale=0.05, warmup_step_scale=0.01, max_steps=400_000),
                    runs_root=tmp_path)

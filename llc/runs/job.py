@@ -206,8 +206,10 @@ def relaxation_rates(cfg: Config, gamma: float, params: Any, warmup_info: dict[s
     rate = np.asarray(h, dtype=np.float64) * (cfg.sampler.num_integration_steps or 1) * gamma
     warmup = cfg.sampler.warmup
     if "warmup_speedup" in warmup_info:
-        n_fast = int(warmup * FAST_WARMUP_FRACTION)
-        warm_steps = n_fast * np.asarray(warmup_info["warmup_speedup"], dtype=np.float64) + (warmup - n_fast)
+        base = int(warmup * FAST_WARMUP_FRACTION)
+        # the fast phase's own length when it ran until relaxed (`relaxing_warmup`), else three quarters
+        n_fast = np.asarray(warmup_info.get("warmup_fast_steps", base), dtype=np.float64)
+        warm_steps = n_fast * np.asarray(warmup_info["warmup_speedup"], dtype=np.float64) + (warmup - base)
     else:
         warm_steps = np.full_like(rate, float(warmup))
     return rate, rate * warm_steps

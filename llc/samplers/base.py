@@ -387,6 +387,36 @@ def scan_warmup_two_speed(
     return state, {k: fast[k] + rest[k] for k in WORK_KEYS}
 
 
+MAX_FAST_WARMUP_GROWTH = 16  # an adaptive fast phase runs at most this many times its base length
+
+
+def relaxing_warmup(
+    step: Callable[[jax.Array, Any, Any], tuple[Any, StepInfo]], key: jax.Array, state: Any,
+    fast_params: Any, params: Any, num_steps: int, fast_rate: jax.Array, target: float,
+) -> tuple[Any, dict[str, jax.Array], jax.Array]:
+    """`scan_warmup_two_speed` whose fast phase runs until the chain has relaxed `target` times.
+
+    `fast_rate`: relaxation times 1/(hγ) per fast step (traced, per chain). The fast phase runs
+    ceil(target / fast_rate) steps, at least the two-speed warm-up's three quarters and at most
+    MAX_FAST_WARMUP_GROWTH times that; the last quarter at `params` follows as usual. Step i of the fast
+    phase uses fold_in(k_fast, i), so its length need not be known when the program is compiled.
+    Returns the state, the summed work, and the fast steps run.
+    """
+    base = int(num_steps * FAST_WARMUP_FRACTION)
+    n_fast = jnp.clip(jnp.ceil(target / fast_rate), base, MAX_FAST_WARMUP_GROWTH * max(base, 1)).astype(jnp.int32)
+    k_fast, k_rest = jax.random.split(key)
+    zero = jnp.zeros((), jnp.float64)
+
+    def body(i, carry):
+        state, fde, grads = carry
+        state, info = step(jax.random.fold_in(k_fast, i), state, fast_params)
+        return state, fde + info["fde"], grads + info["grad_evals"]
+
+    state, fde, grads = jax.lax.fori_loop(0, n_fast, body, (state, zero, zero))
+    state, rest = scan_warmup(step, k_rest, state, params, num_steps - base)
+    return state, {"fde": fde + rest["fde"], "grad_evals": grads + rest["grad_evals"]}, n_fast
+
+
 def scan_warmup(
     step: Callable[[jax.Array, Any, Any], tuple[Any, StepInfo]], key: jax.Array, state: Any, params: Any, num_steps: int
 ) -> tuple[Any, dict[str, jax.Array]]:

@@ -93,3 +93,11 @@ def warmup_speedup(cfg: SamplerConfig, h: jax.Array, tuning: dict[str, jax.Array
     if cfg.warmup_step_scale is None or "curvature_max" not in tuning:
         return None
     return jnp.maximum(1.0, cfg.warmup_step_scale / (h * tuning["curvature_max"]))
+
+
+def warmup_relaxation_target(cfg: SamplerConfig, gamma: float) -> float | None:
+    """How many relaxation times 1/(hγ) the fast warm-up runs (`base.relaxing_warmup`), or None for the fixed
+    two-speed schedule: with `warmup_step_scale` and a stop rule that asks for `min_relaxation` of them."""
+    if cfg.warmup_step_scale is None or cfg.warmup_step_factor is not None or not cfg.min_relaxation or gamma <= 0:
+        return None
+    return float(cfg.min_relaxation)

@@ -79,13 +79,14 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
     import jax.numpy as jnp
     from blackjax.sgmcmc.diffusions import sghmc as sghmc_diffusion
 
-    from llc.samplers.base import Sampler, scan_warmup, scan_warmup_two_speed
+    from llc.samplers.base import Sampler, relaxing_warmup, scan_warmup, scan_warmup_two_speed
     from llc.samplers.curvature import (
         add_work,
         initial_step_size,
         max_curvature,
         scaled_step_size,
         tuning_work,
+        warmup_relaxation_target,
         warmup_speedup,
     )
     from llc.samplers.precond import frozen_metric, init_moments, update_moments
@@ -154,8 +155,15 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
             # f times the SGLD-equivalent step ε/α: with the default friction α·ε stays 0.1, else α stays as set
             eps_fast = eps * jnp.sqrt(factor) if cfg.friction is None else eps * factor
             alpha_fast = FRICTION_TIMES_STEP / eps_fast if cfg.friction is None else alpha
-            state, info = scan_warmup_two_speed(burn_in, k_run, state, (eps_fast, alpha_fast, ones), params,
-                                                num_steps)
+            relax_to = warmup_relaxation_target(cfg, posterior.gamma)
+            if relax_to is not None:
+                rate = factor * eps / alpha * n_int * posterior.gamma  # relaxation times per fast step
+                state, info, n_fast = relaxing_warmup(burn_in, k_run, state, (eps_fast, alpha_fast, ones), params,
+                                                      num_steps, rate, relax_to)
+                info = {**info, "warmup_fast_steps": n_fast}
+            else:
+                state, info = scan_warmup_two_speed(burn_in, k_run, state, (eps_fast, alpha_fast, ones), params,
+                                                    num_steps)
             fast = {"warmup_step_size": eps_fast, "warmup_speedup": jnp.asarray(factor, jnp.float64)}
         info = add_work(info, tuning)
         metric = frozen_metric(state.moments, cfg.precond, cfg.precond_decay, cfg.precond_eps)

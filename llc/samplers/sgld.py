@@ -46,13 +46,14 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
     import jax
     import jax.numpy as jnp
 
-    from llc.samplers.base import Sampler, scan_warmup, scan_warmup_two_speed
+    from llc.samplers.base import Sampler, relaxing_warmup, scan_warmup, scan_warmup_two_speed
     from llc.samplers.curvature import (
         add_work,
         initial_step_size,
         max_curvature,
         scaled_step_size,
         tuning_work,
+        warmup_relaxation_target,
         warmup_speedup,
     )
     from llc.samplers.precond import frozen_metric, init_moments, update_moments
@@ -95,10 +96,17 @@ def build(posterior: Posterior, cfg: SamplerConfig) -> Sampler:
             burn_in, params, with_step = step, (h, metric), lambda size: (size, metric)
         else:
             burn_in, params, with_step = adapt_step, h, lambda size: size
+        relax_to = warmup_relaxation_target(cfg, posterior.gamma)
         if factor is None:
             state, info = scan_warmup(burn_in, key, state, params, num_steps)
+        elif relax_to is not None:
+            rate = factor * h * posterior.gamma  # relaxation times per fast step
+            state, info, n_fast = relaxing_warmup(burn_in, key, state, with_step(h * factor), params, num_steps,
+                                                  rate, relax_to)
+            info = {**info, "warmup_fast_steps": n_fast}
         else:
             state, info = scan_warmup_two_speed(burn_in, key, state, with_step(h * factor), params, num_steps)
+        if factor is not None:
             info = {**info, "warmup_step_size": h * factor, "warmup_speedup": jnp.asarray(factor, jnp.float64)}
         info = add_work(info, tuning)
         if precond != "none":
