@@ -167,7 +167,7 @@ def test_preset_in_config_file_is_used_unless_the_command_line_names_one(tmp_pat
     assert from_file.returncode == 0, from_file.stderr
     assert yaml.safe_load(from_file.stdout)["data"]["n"] == 20000  # the full preset's problem size
     overridden = run_cli(["run", "--config", str(full), "--preset", "quick", "--print-config"])
-    assert yaml.safe_load(overridden.stdout)["data"]["n"] == 5000
+    assert yaml.safe_load(overridden.stdout)["data"]["n"] == 1000
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("preset: huge\n")
