@@ -403,7 +403,10 @@ def relaxing_warmup(
     Returns the state, the summed work, and the fast steps run.
     """
     base = int(num_steps * FAST_WARMUP_FRACTION)
-    n_fast = jnp.clip(jnp.ceil(target / fast_rate), base, MAX_FAST_WARMUP_GROWTH * max(base, 1)).astype(jnp.int32)
+    need = jnp.ceil(target / fast_rate)
+    # a chain whose step is not finite (it will be excluded as diverged) keeps the base length
+    need = jnp.where(jnp.isfinite(need), need, base)
+    n_fast = jnp.clip(need, base, MAX_FAST_WARMUP_GROWTH * base).astype(jnp.int32)
     k_fast, k_rest = jax.random.split(key)
     zero = jnp.zeros((), jnp.float64)
 
