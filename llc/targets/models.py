@@ -58,8 +58,10 @@ def _mlp_fn(cfg: TargetConfig) -> Callable[[jax.Array], jax.Array]:
 def mlp_model(cfg: TargetConfig, key: jax.Array, dtype: jnp.dtype) -> FlatModel:
     """Teacher-student MLP (haiku): student and teacher share the architecture."""
     net = hk.without_apply_rng(hk.transform(_mlp_fn(cfg)))
-    params = net.init(key, jnp.zeros((1, cfg.in_dim), dtype))
-    params = jax.tree_util.tree_map(lambda a: a.astype(dtype), params)
+    # One compiled program instead of ~25 eager ones (haiku's init also runs the forward pass):
+    # the draws are the same bits, and a cold start compiles ~1 s less (docs/benchmarks.md §5b).
+    params = jax.jit(lambda k: jax.tree_util.tree_map(
+        lambda a: a.astype(dtype), net.init(k, jnp.zeros((1, cfg.in_dim), dtype))))(key)
     flat, unravel = ravel_pytree(params)
     return FlatModel(teacher=flat, predict=lambda w, x: net.apply(unravel(w), x))
 
