@@ -7,6 +7,7 @@ vector, which is what the posterior and samplers work with.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -32,7 +33,22 @@ class FlatModel(NamedTuple):
     predict: Callable[[jax.Array, jax.Array], jax.Array]
 
 
-def _mlp_fn(cfg: TargetConfig) -> Callable[[jax.Array], jax.Array]:
+class _MLPSpec(NamedTuple):
+    """What the MLP's architecture and teacher draw depend on (hashable, unlike TargetConfig)."""
+
+    in_dim: int
+    hidden: tuple[int, ...]
+    out_dim: int
+    activation: str
+    bias: bool
+    teacher_scale: float
+
+    @classmethod
+    def of(cls, cfg: TargetConfig) -> _MLPSpec:
+        return cls(cfg.in_dim, tuple(cfg.hidden), cfg.out_dim, cfg.activation, cfg.bias, cfg.teacher_scale)
+
+
+def _mlp_fn(cfg: _MLPSpec) -> Callable[[jax.Array], jax.Array]:
     act = ACTIVATION_FNS[cfg.activation]
     widths = [*cfg.hidden, cfg.out_dim]
 
@@ -55,13 +71,20 @@ def _mlp_fn(cfg: TargetConfig) -> Callable[[jax.Array], jax.Array]:
     return forward
 
 
+# One compiled program instead of ~25 eager ones (haiku's init also runs the forward pass), compiled once
+# per architecture and dtype in a process: the same bits as the eager draws (bench/target_bits.py).
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _mlp_teacher(key: jax.Array, spec: _MLPSpec, dtype: jnp.dtype) -> dict:
+    net = hk.without_apply_rng(hk.transform(_mlp_fn(spec)))
+    params = net.init(key, jnp.zeros((1, spec.in_dim), dtype))
+    return jax.tree_util.tree_map(lambda a: a.astype(dtype), params)
+
+
 def mlp_model(cfg: TargetConfig, key: jax.Array, dtype: jnp.dtype) -> FlatModel:
     """Teacher-student MLP (haiku): student and teacher share the architecture."""
-    net = hk.without_apply_rng(hk.transform(_mlp_fn(cfg)))
-    # One compiled program instead of ~25 eager ones (haiku's init also runs the forward pass):
-    # the draws are the same bits, and a cold start compiles ~1 s less (docs/benchmarks.md §5b).
-    params = jax.jit(lambda k: jax.tree_util.tree_map(
-        lambda a: a.astype(dtype), net.init(k, jnp.zeros((1, cfg.in_dim), dtype))))(key)
+    spec = _MLPSpec.of(cfg)
+    net = hk.without_apply_rng(hk.transform(_mlp_fn(spec)))
+    params = _mlp_teacher(key, spec, jnp.dtype(dtype))
     flat, unravel = ravel_pytree(params)
     return FlatModel(teacher=flat, predict=lambda w, x: net.apply(unravel(w), x))
 
