@@ -29,7 +29,7 @@ def test_full_preset_matches_issue():
     # the new budgets with room to spare (4x), and the minimum is an eighth of them.
     assert (s.name, s.stop, s.warmup, s.thinning, s.batch_size, s.chains) == ("sgld", "converged", 128_000, 160, 256, 4)
     # the fast warm-up and the relaxation minimum at the default γ (docs/convergence.md)
-    assert (s.warmup_step_scale, s.min_relaxation) == (1.0, 2.0)
+    assert (s.warmup_step_scale, s.min_relaxation) == (1.0, 8.0)
     assert s.steps * 8 == 2_560_000 and s.max_steps == 4 * 2_560_000
     assert (s.target_rhat, s.target_ess, s.loss_trace) == (1.01, 100.0, "full")
     sghmc = resolve_config("full", sampler="sghmc").sampler

@@ -274,8 +274,9 @@ def test_fast_warmup_and_relaxation_keys_reject_what_they_cannot_mean(overrides,
 
 
 def test_relaxation_minimum_defaults_to_plain_sg_until_converged_only():
-    plain = resolve_config("full", sampler="sgld").sampler
-    assert plain.min_relaxation == 2.0
+    assert resolve_config("full", sampler="sghmc").sampler.min_relaxation == 2.0
+    assert resolve_config("quick", ["sampler.precond=none"], sampler="sgld").sampler.min_relaxation == 2.0
+    assert resolve_config("full", sampler="sgld").sampler.min_relaxation == 8.0  # the preset's own value
     assert resolve_config("quick", sampler="sgld").sampler.min_relaxation is None  # RMSProp metric
     assert resolve_config("full", ["sampler.stop=fixed"], sampler="sgld").sampler.min_relaxation is None
     assert resolve_config("full", sampler="hmc").sampler.min_relaxation is None
