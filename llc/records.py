@@ -188,8 +188,11 @@ class Stopping(Record):
     # SG samplers: (warm-up + sampling steps) × h × γ, how many relaxation times 1/(hγ) of the directions only
     # γ holds the chains ran (llc.runs.job.relaxation_times); None for full-batch samplers and older runs
     relaxation_times: float | None = None
+    # plain SG until converged: the stop rule's minimum in relaxation times (`sampler.min_relaxation`); a run that
+    # stopped short of it already carries its own warning. None for every other run and for runs before 2026-12-07
+    min_relaxation: float | None = None
 
-    OPTIONAL: ClassVar[tuple[str, ...]] = ("relaxation_times",)
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("relaxation_times", "min_relaxation")
 
 
 @dataclass(frozen=True)

@@ -224,6 +224,7 @@ def test_budget_before_the_relaxation_minimum_is_not_converged(tmp_path):
     assert m.estimate.converged is False
     assert any("sampler.min_relaxation = 10" in w for w in m.estimate.warnings)
     assert m.stopping.checks == 1 and m.stopping.failures  # the diagnostics at the stop are still recorded
+    assert m.stopping.min_relaxation == 10  # recorded, so `llc run`'s summary knows the run had its own rule
 
 
 def test_fast_warmup_step_scale_speeds_the_warmup_by_its_ratio_to_the_sampling_scale(tmp_path):

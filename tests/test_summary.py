@@ -111,4 +111,7 @@ def test_short_relaxation_is_warned_about():
     own = relaxed(0.24)
     own = replace(own, estimate=replace(own.estimate, warnings=["the SG chains ran 0.24 relaxation times 1/(hγ) ..."]))
     assert relaxation_warning(own) is None
+    # a run that recorded its own minimum was held to it by the stop rule (and warned by run_job if short)
+    ruled = relaxed(0.24)
+    assert relaxation_warning(replace(ruled, stopping=replace(ruled.stopping, min_relaxation=8.0))) is None
     assert relaxation_warning(replace(_metrics(), stopping=None)) is None
