@@ -95,10 +95,13 @@ def relaxation_warning(metrics: Metrics) -> str | None:
 
     stop = metrics.stopping
     times = stop.relaxation_times if stop is not None else None
-    if times is None or times >= DEFAULT_MIN_RELAXATION or stop.min_relaxation is not None:
+    if times is None or times >= DEFAULT_MIN_RELAXATION:
         return None
+    if stop.min_relaxation is not None:
+        if times < stop.min_relaxation:
+            return None  # run_job already warned and marked the run not converged
     # runs written before metrics recorded `min_relaxation`: their own warning says "relaxation times"
-    if any("relaxation times" in w for w in metrics.estimate.warnings or []):
+    elif any("relaxation times" in w for w in metrics.estimate.warnings or []):
         return None
     return (f"the SG chains ran {times:.2g} relaxation times 1/(hγ) of the directions only γ holds (fewer than "
             f"{DEFAULT_MIN_RELAXATION:g}); on singular models λ̂ can still be on a plateau that R̂ does not see "

@@ -111,7 +111,12 @@ def test_short_relaxation_is_warned_about():
     own = relaxed(0.24)
     own = replace(own, estimate=replace(own.estimate, warnings=["the SG chains ran 0.24 relaxation times 1/(hγ) ..."]))
     assert relaxation_warning(own) is None
-    # a run that recorded its own minimum was held to it by the stop rule (and warned by run_job if short)
-    ruled = relaxed(0.24)
-    assert relaxation_warning(replace(ruled, stopping=replace(ruled.stopping, min_relaxation=8.0))) is None
+    # a run short of its own recorded minimum was warned about by run_job; one whose minimum was turned down
+    # below the default (min_relaxation=0) and met it still gets this warning
+    def ruled(minimum: float) -> Metrics:
+        short = relaxed(0.24)
+        return replace(short, stopping=replace(short.stopping, min_relaxation=minimum))
+
+    assert relaxation_warning(ruled(8.0)) is None
+    assert "0.24 relaxation times" in relaxation_warning(ruled(0.0))
     assert relaxation_warning(replace(_metrics(), stopping=None)) is None

@@ -25,7 +25,7 @@ SG_QUICK = {"precond": "rmsprop", "steps": 16_000, "thinning": 64}
 # min_relaxation 8 (not the default 2): at 2, one chain of dln_8-5-2_r1 seed 1 held λ̂ ≈ 8.0 (the others 6.9) for
 # 9 M steps and the run spent its budget at R̂ 1.020; with the fast phase run until 8 relaxation times (239 000
 # fast steps there) the same seed converged at the first check, 6.86 ± 0.08, R̂ 1.003, and seed 0 was unchanged
-# (6.76 vs 6.78). The fast phase costs ~1/79 of a sampling step's relaxation per step (docs/convergence.md).
+# (6.76 vs 6.78). A fast step costs what a sampling step costs and relaxes 79x more (docs/convergence.md).
 SGLD_FULL = {"steps": 320_000, "max_steps": 10_240_000, "warmup": 128_000, "thinning": 160, "warmup_step_scale": 1.0,
              "min_relaxation": 8.0}
 
