@@ -15,12 +15,17 @@ import argparse
 import hashlib
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
 from llc.config.resolve import resolve_config
 from llc.errors import LLCError
 from llc.targets import build_target
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as C  # noqa: E402
 
 DISTS = ["gauss_iso", "gauss_aniso", "mixture", "lowdim_manifold", "heavy_tailed"]
 
@@ -66,7 +71,7 @@ def main() -> None:
         with open(args.compare) as fh:
             old = json.load(fh)
         differ = sorted(k for k in prints.keys() | old.keys() if prints.get(k) != old.get(k))
-    print(json.dumps({"benchmark": "target_bits", "targets": len(prints), "differ": differ}))
+    C.emit({"benchmark": "target_bits", "targets": len(prints), "differ": differ})
     sys.exit(1 if differ else 0)
 
 

@@ -98,10 +98,10 @@ def relaxation_warning(metrics: Metrics) -> str | None:
     if times is None or times >= DEFAULT_MIN_RELAXATION:
         return None
     if stop.min_relaxation is not None:
-        if times < stop.min_relaxation:
-            return None  # run_job already warned and marked the run not converged
-    # runs written before metrics recorded `min_relaxation`: their own warning says "relaxation times"
-    elif any("relaxation times" in w for w in metrics.estimate.warnings or []):
+        warned_by_run = times < stop.min_relaxation  # run_job warned and marked the run not converged
+    else:  # runs written before metrics recorded `min_relaxation`: their own warning says "relaxation times"
+        warned_by_run = any("relaxation times" in w for w in metrics.estimate.warnings or [])
+    if warned_by_run:
         return None
     return (f"the SG chains ran {times:.2g} relaxation times 1/(hγ) of the directions only γ holds (fewer than "
             f"{DEFAULT_MIN_RELAXATION:g}); on singular models λ̂ can still be on a plateau that R̂ does not see "

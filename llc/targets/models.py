@@ -71,19 +71,22 @@ def _mlp_fn(cfg: _MLPSpec) -> Callable[[jax.Array], jax.Array]:
     return forward
 
 
+def _mlp_net(spec: _MLPSpec) -> hk.Transformed:
+    return hk.without_apply_rng(hk.transform(_mlp_fn(spec)))
+
+
 # One compiled program instead of ~25 eager ones (haiku's init also runs the forward pass), compiled once
 # per architecture and dtype in a process: the same bits as the eager draws (bench/target_bits.py).
 @functools.partial(jax.jit, static_argnums=(1, 2))
 def _mlp_teacher(key: jax.Array, spec: _MLPSpec, dtype: jnp.dtype) -> dict:
-    net = hk.without_apply_rng(hk.transform(_mlp_fn(spec)))
-    params = net.init(key, jnp.zeros((1, spec.in_dim), dtype))
+    params = _mlp_net(spec).init(key, jnp.zeros((1, spec.in_dim), dtype))
     return jax.tree_util.tree_map(lambda a: a.astype(dtype), params)
 
 
 def mlp_model(cfg: TargetConfig, key: jax.Array, dtype: jnp.dtype) -> FlatModel:
     """Teacher-student MLP (haiku): student and teacher share the architecture."""
     spec = _MLPSpec.of(cfg)
-    net = hk.without_apply_rng(hk.transform(_mlp_fn(spec)))
+    net = _mlp_net(spec)
     params = _mlp_teacher(key, spec, jnp.dtype(dtype))
     flat, unravel = ravel_pytree(params)
     return FlatModel(teacher=flat, predict=lambda w, x: net.apply(unravel(w), x))
