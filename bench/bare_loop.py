@@ -14,7 +14,8 @@ Workload: bench/_common.py WORKLOAD_OVERRIDES (MLP 32-64-64-1, n = 20000, batch 
 times bare and llc back-to-back per precision; ratio = llc steps/s ÷ bare steps/s, median over
 REPEATS. With --profile, also alternates bare / llc with all steps in one compiled chunk / llc as
 shipped (50 chunks), to split any gap into in-graph extras (θ projections, per-draw records, nested
-scan, the metric vector) and the host chunk loop (one dispatch + device_get per chunk).
+scan, the metric vector) and the host chunk loop (one dispatch + device_get per chunk), and llc as
+shipped with `sampler.theta_every` = --theta-every (θ and ‖w − w*‖² at every k-th draw only).
 
 Prints one JSON line.
 """
@@ -107,28 +108,31 @@ def time_llc(cfg, sampler, post):
 
 
 
-def profile_variants(cfg, sampler, post, compiled, key, repeats: int) -> dict:
-    """Median seconds of: bare; llc with all steps in one compiled chunk; llc as shipped (50 chunks).
+def profile_variants(cfg, sampler, post, compiled, key, repeats: int, theta_every: int) -> dict:
+    """Median seconds of: bare; llc with all steps in one compiled chunk; llc as shipped (50 chunks); llc as
+    shipped with θ and ‖w − w*‖² at every `theta_every`-th draw only (`sampler.theta_every`).
 
     Both wall-clock and process CPU seconds (time.process_time: all threads of this process) are
     recorded; CPU seconds are less sensitive to other processes competing for the cores. For llc the
     driver's own timer is pointed at time.process_time for the CPU figure, so compilation is still
     excluded.
     """
+    import dataclasses
     import types
 
     import llc.samplers.base as base
 
     original_chunk, original_time = base._chunk_size, base.time
-    variants = ("bare", "llc_one_chunk", "llc_default")
+    sparse_cfg = dataclasses.replace(cfg, sampler=dataclasses.replace(cfg.sampler, theta_every=theta_every))
+    variants = ("bare", "llc_one_chunk", "llc_default", "llc_theta_every")
     wall = {k: [] for k in variants}
     cpu = {k: [] for k in variants}
 
-    def llc_run(one_chunk: bool, clock) -> float:
+    def llc_run(one_chunk: bool, clock, config=cfg) -> float:
         base._chunk_size = (lambda n_draws, target_chunks=50: n_draws) if one_chunk else original_chunk
         base.time = types.SimpleNamespace(perf_counter=clock)
         try:
-            return time_llc(cfg, sampler, post).sampling_s
+            return time_llc(config, sampler, post).sampling_s
         finally:
             base._chunk_size, base.time = original_chunk, original_time
 
@@ -139,11 +143,13 @@ def profile_variants(cfg, sampler, post, compiled, key, repeats: int) -> dict:
         cpu["bare"].append(time.process_time() - c0)
         wall["llc_one_chunk"].append(llc_run(True, time.perf_counter))
         wall["llc_default"].append(llc_run(False, time.perf_counter))
+        wall["llc_theta_every"].append(llc_run(False, time.perf_counter, sparse_cfg))
         c0 = time.process_time()
         time_bare(compiled, key)
         cpu["bare"].append(time.process_time() - c0)
         cpu["llc_one_chunk"].append(llc_run(True, time.process_time))
         cpu["llc_default"].append(llc_run(False, time.process_time))
+        cpu["llc_theta_every"].append(llc_run(False, time.process_time, sparse_cfg))
 
     def split(times):
         med = {k: C.median(v) for k, v in times.items()}
@@ -152,9 +158,11 @@ def profile_variants(cfg, sampler, post, compiled, key, repeats: int) -> dict:
             "in_graph_extras": med["llc_one_chunk"] / med["bare"] - 1,  # θ projections, records, nested scan, metric
             "host_chunk_loop": med["llc_default"] / med["llc_one_chunk"] - 1,  # 50 dispatches + device_get
             "total": med["llc_default"] / med["bare"] - 1,
+            "theta_every": med["llc_theta_every"] / med["llc_default"] - 1,  # what θ at every k-th draw saves
+            "total_theta_every": med["llc_theta_every"] / med["bare"] - 1,
         }
 
-    out = {"wall": split(wall), "cpu": split(cpu), "all_wall": wall, "all_cpu": cpu}
+    out = {"wall": split(wall), "cpu": split(cpu), "all_wall": wall, "all_cpu": cpu, "theta_every": theta_every}
     return out
 
 
@@ -167,6 +175,8 @@ def main() -> None:
                         help="also attribute the gap: bare vs llc in one chunk (in-graph extras) vs llc default "
                              "(50 chunks: adds the host loop), alternated --profile-repeats times")
     parser.add_argument("--profile-repeats", type=int, default=5)
+    parser.add_argument("--theta-every", type=int, default=10,
+                        help="--profile: the sampler.theta_every of the fourth variant (θ at every k-th draw)")
     args = parser.parse_args()
     from llc.jax_setup import configure_jax
 
@@ -212,7 +222,8 @@ def main() -> None:
             llc_est = estimate(run.loss, post.nbeta, post.L0, finite_chains(run.loss))
         else:
             bare_est = llc_est = None
-        profile = profile_variants(cfg, sampler, post, compiled, key, args.profile_repeats) if args.profile else None
+        profile = profile_variants(cfg, sampler, post, compiled, key, args.profile_repeats,
+                                   args.theta_every) if args.profile else None
         out[precision] = {
             "profile": profile,
             "bare_steps_per_s": C.median([r["bare_steps_per_s"] for r in reps]),

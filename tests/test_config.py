@@ -66,7 +66,7 @@ def test_unset_later_option_leaves_run_ids_of_cached_runs_alone():
     before = config_to_dict(cfg)
     # the config as hashed before these options existed (all unset here)
     for later in ("warmup_step_factor", "max_fde", "target_se", "target_rel_se", "max_tree_depth",
-                  "warmup_step_scale", "min_relaxation"):
+                  "warmup_step_scale", "min_relaxation", "theta_every"):
         assert before["sampler"].pop(later, None) is None
     from llc.config.custom import CUSTOM_ONLY_KEYS
 

@@ -70,7 +70,8 @@ class RunData:
     metrics: Metrics
     loss: np.ndarray  # (C, D) L_n (or the minibatch loss, see metrics.loss_trace) at each kept draw
     llc: np.ndarray  # (C, D) nβ (L - L0) at each kept draw
-    theta: np.ndarray | None  # (C, D, P) random projections of w - w*
+    theta: np.ndarray | None  # (C, Dθ, P) random projections of w - w*
+    theta_draws: np.ndarray | None  # (Dθ,) kept-draw index of each θ draw; None: θ at every draw
     stats: dict[str, np.ndarray]  # (C, D) per-draw sampler diagnostics (chain_valid removed)
     valid: np.ndarray  # (C,) bool
 
@@ -160,6 +161,7 @@ def load_run(run_dir: str | Path) -> RunData:
         loss = np.asarray(post["loss"].values, dtype=np.float64)
         llc = np.asarray(post["llc"].values, dtype=np.float64)
         theta = np.asarray(post["theta"].values, dtype=np.float64) if "theta" in post.data_vars else None
+        theta_draws = np.asarray(post["theta_draw"].values) if "theta_draw" in post.coords else None
         stats: dict[str, np.ndarray] = {}
         if "sample_stats" in tree.children:
             for name, var in tree["sample_stats"].data_vars.items():
@@ -181,6 +183,7 @@ def load_run(run_dir: str | Path) -> RunData:
         loss=loss,
         llc=llc,
         theta=theta,
+        theta_draws=theta_draws,
         stats=stats,
         valid=valid,
     )
@@ -334,23 +337,26 @@ def fig_theta(run: RunData):
     theta = run.theta[run.valid]
     n_chains, n_draws, n_proj = theta.shape
     idx = _thin_index(n_draws, LINE_MAX_POINTS)
+    draw = np.arange(n_draws) if run.theta_draws is None else run.theta_draws  # θ's kept-draw indices
     fig = _new_figure((9, 1.2 + 1.6 * n_proj))
     axes = fig.subplots(n_proj, 1, sharex=True, squeeze=False)[:, 0]
     for k, ax in enumerate(axes):
         for c, chain in enumerate(run.chains):
-            ax.plot(idx + 1, theta[c, idx, k], lw=0.7, alpha=0.8, color=_chain_color(chain),
+            ax.plot(draw[idx] + 1, theta[c, idx, k], lw=0.7, alpha=0.8, color=_chain_color(chain),
                     label=f"chain {chain}")
         ax.axhline(0.0, color="0.3", lw=0.8, ls=":")
         ax.set_ylabel(f"θ{_sub(k)}")
         ax.grid(alpha=0.3)
     axes[-1].set_xlabel(_draw_label(run))
-    axes[-1].set_xlim(1, n_draws)
+    axes[-1].set_xlim(1, run.n_draws)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", fontsize=8, ncols=min(8, n_chains))
     stride = stride_for(n_draws, LINE_MAX_POINTS)
     detail = "θₖ = ⟨w − w*, uₖ⟩ for fixed random directions uₖ (‖uₖ‖ ≈ 1); 0 is the centre w*"
+    if run.theta_draws is not None:
+        detail += f"; recorded at every {int(np.diff(run.theta_draws[:2])[0]) if n_draws > 1 else 1}-th draw"
     if stride > 1:
-        detail += f"; drawn at 1 in {stride} draws"
+        detail += f"; drawn at 1 in {stride} {'θ ' if run.theta_draws is not None else ''}draws"
     _suptitle(fig, "Parameter projections", run, detail)
     return fig
 
@@ -428,10 +434,15 @@ def _arviz_tree(run: RunData, stride: int = 1, with_theta: bool = False, with_en
     import arviz as az
 
     sl = (run.valid, slice(None, None, stride))
-    posterior = {"λ̂": run.llc[sl]}
-    if with_theta and run.theta is not None:
-        for k in range(run.theta.shape[-1]):
-            posterior[f"θ{_sub(k)}"] = run.theta[sl][..., k]
+    llc, theta = run.llc, run.theta
+    if with_theta and theta is not None and run.theta_draws is not None:
+        # θ only at every k-th draw (sampler.theta_every): λ̂ at the same draws, so every variable has the
+        # same draws in one tree.
+        llc = llc[:, run.theta_draws]
+    posterior = {"λ̂": llc[sl]}
+    if with_theta and theta is not None:
+        for k in range(theta.shape[-1]):
+            posterior[f"θ{_sub(k)}"] = theta[sl][..., k]
     groups: dict[str, dict[str, np.ndarray]] = {"posterior": posterior}
     if with_energy:
         groups["sample_stats"] = {"energy": np.asarray(run.stats["energy"], dtype=np.float64)[sl]}

@@ -171,9 +171,31 @@ def finalize_sampler(s: SamplerConfig, t: TargetConfig, d: DataConfig, user_keys
         raise ConfigError(f"sampler.thinning: {s.thinning} exceeds sampler.steps = {s.steps}")
     if s.stop == "fixed" and s.steps // s.thinning < 4:
         raise ConfigError("sampler.steps / sampler.thinning: at least 4 kept draws are needed for ESS and R-hat")
+    s = _theta_every(s)
     # Keys that do not apply to this sampler are dropped so they never enter the run ID.
     allowed = applicable_keys(s.name)
     return replace(s, **{f.name: None for f in dataclasses.fields(s) if f.name not in allowed})
+
+
+MIN_THETA_DRAWS = 4  # split-R̂(θ) needs at least this many draws per chain
+
+
+def _theta_every(s: SamplerConfig) -> SamplerConfig:
+    """θ at every k-th kept draw: 1 is the default (None, so it leaves run IDs alone); enough θ draws must remain."""
+    if s.theta_every == 1:
+        return replace(s, theta_every=None)
+    if s.theta_every is None:
+        return s
+    if s.stop == "fixed" and (s.steps // s.thinning) // s.theta_every < MIN_THETA_DRAWS:
+        allowed = max(1, (s.steps // s.thinning) // MIN_THETA_DRAWS)
+        raise ConfigError(f"sampler.theta_every: {s.theta_every} leaves fewer than {MIN_THETA_DRAWS} θ draws of "
+                          f"{s.steps // s.thinning} kept draws; allowed 1..{allowed}")
+    if s.stop == "converged" and s.theta_every * 4 * MIN_THETA_DRAWS > s.max_draws:
+        allowed = s.max_draws // (4 * MIN_THETA_DRAWS)
+        raise ConfigError(f"sampler.theta_every: {s.theta_every} is too large for sampler.max_draws = {s.max_draws} "
+                          f"(the stored draws must hold at least {MIN_THETA_DRAWS} θ draws after halving); "
+                          f"allowed 1..{allowed}")
+    return s
 
 
 # stop=converged defaults; docs/convergence.md explains each.

@@ -121,6 +121,11 @@ class CommonSamplerConfig:
         gt=0,
     )
     thinning: int = opt(1, "Keep every k-th draw.", gt=0, max=MAX_STEPS)
+    theta_every: int | None = opt(
+        None,
+        "Record the θ projections and ‖w - w*‖² at every k-th kept draw only (default: every draw). They are "
+        "per-step work when draws are dense (thinning 1), which shows on a GPU; R-hat(θ) then uses these draws.",
+        gt=0, max=MAX_STEPS)
     init_jitter: float = opt(0.0, "Std of Gaussian jitter added to w* to start each chain.", min=0)
     stop: str = opt(
         "fixed",

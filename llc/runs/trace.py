@@ -1,6 +1,7 @@
 """trace.nc: the kept draws of a run as an ArviZ DataTree (readable by `arviz.from_netcdf`).
 
-Groups: `posterior` (loss, llc = nβ(L - L0), theta projections), `sample_stats`
+Groups: `posterior` (loss, llc = nβ(L - L0), theta projections: over `draw`, or with sampler.theta_every
+over their own `theta_draw`, whose coordinate is the kept-draw index of each), `sample_stats`
 (per-draw sampler diagnostics, e.g. acceptance_rate, diverging, energy_change)
 and `adaptation` (per-chain adapted quantities: step size, L, metric summary).
 """
@@ -20,11 +21,10 @@ from llc.samplers import ChainRun
 
 
 def build_trace(chains: ChainRun, nbeta: float, L0: float, valid: np.ndarray, attrs: dict[str, Any]) -> xr.DataTree:
-    posterior = {
-        "loss": chains.loss,
-        "llc": nbeta * (chains.loss - L0),
-        "theta": chains.theta,
-    }
+    posterior = {"loss": chains.loss, "llc": nbeta * (chains.loss - L0)}
+    dense_theta = chains.theta_draws is None
+    if dense_theta:
+        posterior["theta"] = chains.theta
     stats = {k: np.asarray(v) for k, v in chains.diagnostics.items()}
     stats["chain_valid"] = np.broadcast_to(valid[:, None], chains.loss.shape).copy()
     flat_attrs = {k: (json.dumps(v) if isinstance(v, dict | list | bool) or v is None else v) for k, v in attrs.items()}
@@ -33,6 +33,12 @@ def build_trace(chains: ChainRun, nbeta: float, L0: float, valid: np.ndarray, at
         dims={"theta": ["projection"]},
         attrs={"posterior": flat_attrs},
     )
+    if not dense_theta:
+        # θ at every k-th kept draw only (sampler.theta_every): its own dimension, whose coordinate is the
+        # index of each θ draw among the kept draws.
+        sparse = xr.DataArray(chains.theta, dims=("chain", "theta_draw", "projection"),
+                              coords={"theta_draw": np.asarray(chains.theta_draws)})
+        tree["posterior"] = xr.DataTree(tree["posterior"].to_dataset().assign(theta=sparse))
     adaptation = {}
     for name, value in chains.warmup_info.items():
         value = np.asarray(value)

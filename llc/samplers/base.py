@@ -60,6 +60,7 @@ class Sampler(NamedTuple):
 
 
 WORK_KEYS = ("fde", "grad_evals")
+POSITION_KEYS = ("theta", "dist2")  # recorded at every `sampler.theta_every`-th kept draw only
 N_PROJECTIONS = 4
 CHUNKS_PER_STORE = 8  # until converged: a chunk is max_draws / 8 draws, so the rule is checked often
 
@@ -82,8 +83,8 @@ class ChainRun:
     """Everything a sampling run produced, as host numpy arrays (chains first)."""
 
     loss: np.ndarray  # (C, D) recorded loss at kept draws
-    theta: np.ndarray  # (C, D, N_PROJECTIONS) random projections of w - w*
-    dist2: np.ndarray  # (C, D) ||w - w*||² at the kept draws (did the chains stay local?)
+    theta: np.ndarray  # (C, Dθ, N_PROJECTIONS) random projections of w - w*
+    dist2: np.ndarray  # (C, Dθ) ||w - w*||² (did the chains stay local?)
     diagnostics: dict[str, np.ndarray]  # (C, D) per-draw sampler diagnostics
     warmup_info: dict[str, np.ndarray]  # (C, ...) adapted quantities per chain
     fde_warmup: float
@@ -100,6 +101,8 @@ class ChainRun:
     n_checks: int = 0  # how often the stop rule was evaluated
     stop_diagnostics: dict[str, Any] = field(default_factory=dict)  # the rule's last verdict
     params: Any = None  # the adapted per-chain sampler params (device arrays), for the spec's StepControl
+    # (Dθ,) the kept draws (indices into `loss`) that have θ and dist2; None: every kept draw (theta_every 1)
+    theta_draws: np.ndarray | None = None
 
 
 def chain_starts(w_star: jax.Array, n_chains: int, init_jitter: float, key: jax.Array) -> jax.Array:
@@ -203,7 +206,8 @@ def run_chains(
 def _sample_fixed(compile_chunk, work, states, params, cfg: SamplerConfig, report: ProgressFn) -> dict[str, Any]:
     """Exactly cfg.steps steps, in about 50 compiled chunks of whole draws (for progress)."""
     n_draws = cfg.steps // cfg.thinning
-    size = _chunk_size(n_draws)
+    every = cfg.theta_every or 1
+    size = every * _chunk_size(n_draws // every)  # whole θ groups per chunk: θ stays equally spaced
     n_chunks, remainder = divmod(n_draws, size)
     lengths = [size] * n_chunks + ([remainder] if remainder else [])
     t0 = time.perf_counter()
@@ -228,6 +232,7 @@ def _sample_fixed(compile_chunk, work, states, params, cfg: SamplerConfig, repor
     traces = _to_chains_first({k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]})
     totals = work(traces, n_draws * cfg.thinning, n_draws)
     return {"traces": traces, "fde_sampling": totals["fde"], "grad_evals_sampling": totals["grad_evals"],
+            "theta_draws": _theta_draws(every, n_draws - n_draws % every, traces["theta"].shape[1]),
             "steps": n_draws * cfg.thinning, "thinning": cfg.thinning, "stop_reason": "fixed",
             "compile_s": compile_s, "sampling_s": time.perf_counter() - t0}
 
@@ -241,6 +246,7 @@ def _sample_until(compile_chunk, work, states, params, cfg: SamplerConfig, rule:
     (at the last chunk's cost per step) `max_fde` per chain.
     """
     size = _until_chunk_size(cfg)
+    every = cfg.theta_every or 1
     t0 = time.perf_counter()
     compiled = compile_chunk(size)
     compile_s = time.perf_counter() - t0
@@ -262,8 +268,7 @@ def _sample_until(compile_chunk, work, states, params, cfg: SamplerConfig, rule:
         steps += chunk_steps
         store = piece if store is None else {k: np.concatenate([store[k], piece[k]], axis=1) for k in store}
         if store["loss"].shape[1] > cfg.max_draws:
-            # Keep the draws at even multiples of the old thinning: equally spaced at twice the thinning.
-            store = {k: v[:, 1::2] for k, v in store.items()}
+            store = _halve(store, every)
             thinning *= 2
         if steps < first_check:
             relaxing = first_check > cfg.steps  # the relaxation minimum, not just the minimum run, holds it back
@@ -285,9 +290,29 @@ def _sample_until(compile_chunk, work, states, params, cfg: SamplerConfig, rule:
             break
         report("sampling", steps, _progress_total(cfg, steps), check.note)
     return {"traces": store, "fde_sampling": totals["fde"], "grad_evals_sampling": totals["grad_evals"],
+            "theta_draws": _theta_draws(every, store["loss"].shape[1], store["theta"].shape[1]),
             "steps": steps, "thinning": thinning, "stop_reason": reason, "n_checks": n_checks,
             "stop_diagnostics": dict(check.diagnostics), "compile_s": compile_s,
             "sampling_s": time.perf_counter() - t0}
+
+
+def _halve(store: dict[str, np.ndarray], every: int) -> dict[str, np.ndarray]:
+    """Every other stored draw, so the rest are equally spaced at twice the thinning.
+
+    With θ at every draw: the draws at even multiples of the old thinning (the odd indices). With θ at every
+    `every`-th draw: every array keeps its last draw and every second one before it. Every chunk ends on a θ
+    draw, so θ then stays at every `every`-th kept draw counted back from the last (`_theta_draws`).
+    """
+    if every == 1:
+        return {k: v[:, 1::2] for k, v in store.items()}
+    return {k: v[:, (v.shape[1] - 1) % 2::2] for k, v in store.items()}
+
+
+def _theta_draws(every: int, n_draws: int, n_theta: int) -> np.ndarray | None:
+    """Indices of the kept draws that have θ: every `every`-th one, the last of them at draw `n_draws` - 1."""
+    if every == 1:
+        return None
+    return n_draws - 1 - every * np.arange(n_theta - 1, -1, -1)
 
 
 def _work(step_work: dict[str, float] | None, cfg: SamplerConfig, records: dict[str, np.ndarray], n_steps: int,
@@ -306,6 +331,9 @@ def _until_chunk_size(cfg: SamplerConfig) -> int:
     """Draws per chunk until converged: the minimum run (`steps`) if that is shorter than max_draws / 8,
     so the first check comes as soon as allowed; even, so that halving the store keeps the spacing."""
     size = min(cfg.max_draws // CHUNKS_PER_STORE, -(-cfg.steps // cfg.thinning))
+    every = cfg.theta_every or 1
+    if every > 1:  # whole pairs of θ groups (halving keeps the groups whole), at least two pairs
+        return max(4 * every, 2 * every * -(-size // (2 * every)))
     return max(2, size + size % 2)
 
 
@@ -325,9 +353,11 @@ def _chunk_fn(
     """`chunk(states, params, start, thinning, size)`: `size` kept draws, `thinning` steps each, all chains.
 
     `start` (the index of the chunk's first step) and `thinning` are traced, so one compiled chunk serves
-    every thinning level; `size` is static.
+    every thinning level; `size` is static. θ and dist2 are recorded at every `cfg.theta_every`-th draw of
+    the chunk (its draws every-1, 2·every-1, ...): an inner scan runs the draws of one θ group.
     """
     n_chains = cfg.chains
+    every = cfg.theta_every or 1
     record_full = cfg.loss_trace == "full"
     w_star = posterior.w_star
     # Constant per-step work is counted on the host (`_work`): nothing to carry or output for it.
@@ -338,11 +368,15 @@ def _chunk_fn(
         states, info = jax.vmap(sampler.step)(keys, states, params)
         return states, {k: v for k, v in info.items() if k not in WORK_KEYS or k in carried_work}
 
+    def position_record(pos):
+        offset = pos - w_star
+        return {"theta": offset @ projections.T, "dist2": jnp.sum(offset * offset, axis=-1)}
+
     def chunk(states, params, start, thinning, size):
         _, info_shape = jax.eval_shape(step_all, states, params, start)
         zero_info = {k: jnp.zeros(v.shape, v.dtype) for k, v in info_shape.items()}
 
-        def one_draw(states, draw):
+        def one_draw(states, draw, with_position=True):
             first = start + draw * thinning
 
             def body(i, carry):
@@ -358,12 +392,27 @@ def _chunk_fn(
                 record["loss"] = jax.vmap(posterior.full_loss)(pos)
                 if carried_work:
                     record["fde"] = record["fde"] + 1.0  # one full-data loss evaluation per kept draw
-            offset = pos - w_star
-            record["theta"] = offset @ projections.T
-            record["dist2"] = jnp.sum(offset * offset, axis=-1)
+            if with_position:
+                record.update(position_record(pos))
             return states, record
 
-        return jax.lax.scan(one_draw, states, jnp.arange(size, dtype=jnp.uint32))
+        if every == 1:
+            return jax.lax.scan(one_draw, states, jnp.arange(size, dtype=jnp.uint32))
+        n_groups, tail = divmod(size, every)
+
+        def draws_only(states, draws):
+            return jax.lax.scan(lambda s, d: one_draw(s, d, with_position=False), states, draws)
+
+        def one_group(states, group):
+            states, records = draws_only(states, group * every + jnp.arange(every, dtype=jnp.uint32))
+            return states, (records, position_record(jax.vmap(sampler.position)(states)))
+
+        states, (records, positions) = jax.lax.scan(one_group, states, jnp.arange(n_groups, dtype=jnp.uint32))
+        records = {k: v.reshape(n_groups * every, *v.shape[2:]) for k, v in records.items()}
+        if tail:  # the last draws of a fixed-length run that fill no θ group
+            states, rest = draws_only(states, n_groups * every + jnp.arange(tail, dtype=jnp.uint32))
+            records = {k: jnp.concatenate([records[k], rest[k]]) for k in records}
+        return states, {**records, **positions}
 
     return chunk
 
