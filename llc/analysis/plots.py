@@ -353,8 +353,8 @@ def fig_theta(run: RunData):
     fig.legend(handles, labels, loc="outside lower center", fontsize=8, ncols=min(8, n_chains))
     stride = stride_for(n_draws, LINE_MAX_POINTS)
     detail = "θₖ = ⟨w − w*, uₖ⟩ for fixed random directions uₖ (‖uₖ‖ ≈ 1); 0 is the centre w*"
-    if run.theta_draws is not None:
-        detail += f"; recorded at every {int(np.diff(run.theta_draws[:2])[0]) if n_draws > 1 else 1}-th draw"
+    if run.theta_draws is not None and n_draws > 1:
+        detail += f"; recorded at every {int(run.theta_draws[1] - run.theta_draws[0])}-th draw"
     if stride > 1:
         detail += f"; drawn at 1 in {stride} {'θ ' if run.theta_draws is not None else ''}draws"
     _suptitle(fig, "Parameter projections", run, detail)
