@@ -104,6 +104,7 @@ def test_one_reference_job_per_family_first_and_on_the_familys_posterior():
         # NUTS until converged with the tight SE target; the study's fixed-budget sampler keys stay out
         assert ref.config.sampler.name == "nuts"
         assert ref.config.sampler.stop == "converged" and ref.config.sampler.target_rel_se == 0.01
+        assert ref.config.sampler.max_tree_depth == 8  # not the quick preset's 4
     # nothing across seeds or precisions: each reference's family differs from the others in exactly that
     by_family = {j.family_id: without_sampler(j.config) for j in refs}
     pairs = {(c["seed"], c["precision"]) for c in by_family.values()}
@@ -112,13 +113,27 @@ def test_one_reference_job_per_family_first_and_on_the_familys_posterior():
 
 @pytest.mark.timeout(60)
 def test_a_study_sampler_identical_to_the_reference_is_the_reference():
-    nuts = {"sampler": "nuts", "set": {"sampler.target_rel_se": 0.01}}  # the preset samples until converged
+    # the preset samples until converged; a NUTS reference builds trees up to depth 8
+    nuts = {"sampler": "nuts", "set": {"sampler.target_rel_se": 0.01, "sampler.max_tree_depth": 8}}
     data = {"base": {"set": QUAD}, "problems": [{"name": "f64", "set": {}}, {"name": "f32", "set": {"precision": "float32"}}],
             "samplers": [{"sampler": "sgld"}, nuts], "reference": "nuts"}
     jobs = expand_jobs(build_study(data, "test.yaml"))
     refs = [j for j in jobs if j.is_reference]
     assert [j.key for j in refs] == ["f64/nuts/seed0", "f32/nuts/seed0"]  # reused, not added
     assert len(jobs) == 4 and jobs[:2] == refs
+
+
+@pytest.mark.timeout(60)
+def test_tree_depth_default_is_nuts_only_and_can_be_overridden():
+    def ref_config(reference):
+        data = {"base": {"set": QUAD}, "samplers": [{"sampler": "sgld"}], "reference": reference}
+        return next(j for j in expand_jobs(build_study(data, "test.yaml")) if j.is_reference).config.sampler
+
+    assert ref_config("nuts").max_tree_depth == 8
+    assert ref_config({"sampler": "nuts", "set": {"sampler.max_tree_depth": 5}}).max_tree_depth == 5
+    hmc = ref_config("hmc")
+    assert hmc.name == "hmc" and hmc.stop == "converged" and hmc.target_rel_se == 0.01
+    assert ref_config("mclmc").name == "mclmc"  # no NUTS key forced on a sampler without it
 
 
 @pytest.mark.timeout(60)

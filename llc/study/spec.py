@@ -33,6 +33,10 @@ SAMPLER_ENTRY_KEYS = ("sampler", "name", "set")
 # tight SE target, unless the study or `--reference` says otherwise. Its `set` layers on these.
 REFERENCE_SAMPLER = "nuts"
 REFERENCE_DEFAULTS: Mapping[str, Any] = {"sampler.stop": "converged", "sampler.target_rel_se": 0.01}
+# A NUTS reference builds trees up to depth 8 (255 leapfrog steps), not the quick preset's 4: at the default γ
+# the flat, γ-held directions need long trajectories, and depth-4 references spent their whole budget
+# unconverged where depth 8 converged at the first check (docs/nonlinear.md, "The reference's tree depth").
+REFERENCE_SAMPLER_DEFAULTS: Mapping[str, Mapping[str, Any]] = {"nuts": {"sampler.max_tree_depth": 8}}
 MAX_SEEDS = 10_000  # seeds of one study; `--n-seeds 1000000000` stops here, before anything is built
 
 # Names label jobs in the manifest and the CSV. They never become paths, but they are
@@ -61,7 +65,7 @@ class ReferenceSpec:
 
     label: str
     sampler: str
-    set: Mapping[str, Any]  # REFERENCE_DEFAULTS, then the entry's sampler.* keys
+    set: Mapping[str, Any]  # REFERENCE_DEFAULTS and REFERENCE_SAMPLER_DEFAULTS, then the entry's sampler.* keys
     where: str
 
 
@@ -296,6 +300,7 @@ def _reference(value: Any, where: str, samplers: Sequence[SamplerSpec]) -> Refer
                               "give the reference a distinct `name`")
     # The SE target belongs to stop=converged; a reference given another stop rule gets none of the defaults.
     defaults = REFERENCE_DEFAULTS if own.get("sampler.stop", "converged") == "converged" else {}
+    defaults = {**defaults, **REFERENCE_SAMPLER_DEFAULTS.get(sampler, {})}
     return ReferenceSpec(label=label, sampler=sampler, set={**defaults, **own}, where=where)
 
 
