@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
+REFERENCE_LABEL = "ref-nuts"
 ORDER = ["sgld", "sgld-fde20k", "sghmc", "sghmc-fde20k", "hmc", "hmc-fde20k", "nuts", "nuts-fde20k",
          "mclmc", "mclmc-fde20k", "mclmc_adjusted", "mclmc-adjusted-fde20k"]
 
@@ -35,7 +36,23 @@ def load(path: str) -> pd.DataFrame:
     df[["activation", "size", "inputs"]] = df["problem"].str.split("-", expand=True)
     df["reference"] = _true(df["is_reference"])
     df["fde_per_chain"] = (df["work.fde_warmup"] + df["work.fde_sampling"]) / df["n_chains"]
+    # A run labelled like the reference that is not its family's reference is a former reference: NUTS with the
+    # quick preset's trees (depth <= 4), before the study's reference became depth 8. It is compared separately.
+    df["former_reference"] = ~df["reference"] & df["sampler"].eq(REFERENCE_LABEL)
     return df
+
+
+def former_references(df: pd.DataFrame) -> str:
+    """The depth-4 references against the depth-8 ones, family by family (a check of the reference itself)."""
+    rows = df[df.former_reference].sort_values(["size", "activation", "inputs", "seed"])
+    lines = ["| family (seed) | depth 4: λ̂ ± SE | R̂ | converged | FDE/chain | depth 8 (reference) | difference |",
+             "|---|---|---:|---|---:|---|---:|"]
+    for _, r in rows.iterrows():
+        ref = df[df.reference & df.family_id.eq(r.family_id)].iloc[0]
+        lines.append(f"| {r.problem} ({r.seed}) | {r.llc_mean:.2f} ± {r.llc_se:.2f} | {r.rhat:.3f} | {r.converged} | "
+                     f"{r.fde_per_chain:,.0f} | {ref.llc_mean:.2f} ± {ref.llc_se:.2f} (FDE/chain {ref.fde_per_chain:,.0f}) | "
+                     f"{100 * r.ref_error:+.1f}%, {r.ref_z:+.1f} SE |")
+    return "\n".join(lines)
 
 
 def families(df: pd.DataFrame) -> str:
@@ -48,7 +65,7 @@ def families(df: pd.DataFrame) -> str:
 
 
 def table(df: pd.DataFrame) -> str:
-    rows = df[~df.reference & df["ref_status"].eq("converged")]
+    rows = df[~df.reference & ~df.former_reference & df["ref_status"].eq("converged")]
     lines = ["| activation | size | sampler | rows | converged | median \\|ref_error\\| | within 3 SE | "
              "median FDE/chain | median WNV/FDE |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for (act, size), part in rows.groupby(["activation", "size"]):
@@ -63,7 +80,7 @@ def table(df: pd.DataFrame) -> str:
 
 
 def per_run(df: pd.DataFrame) -> str:
-    rows = df[~df.reference].sort_values(["size", "activation", "inputs", "seed", "sampler"])
+    rows = df[~df.reference & ~df.former_reference].sort_values(["size", "activation", "inputs", "seed", "sampler"])
     lines = ["| family (seed) | sampler | λ̂ ± SE | λ_ref | ref_error | ref_z | converged | stop | FDE/chain |",
              "|---|---|---|---:|---:|---:|---|---|---:|"]
     for _, r in rows.iterrows():
@@ -75,8 +92,8 @@ def per_run(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def figure(df: pd.DataFrame, out: Path) -> None:
-    rows = df[~df.reference & df["ref_error"].notna()]
+def figure(df: pd.DataFrame, size: str, out: Path) -> None:
+    rows = df[~df.reference & ~df.former_reference & df["ref_error"].notna() & df["size"].eq(size)]
     labels = [s for s in ORDER if s in set(rows["sampler"])]
     fams = sorted(set(zip(rows["problem"], rows["seed"], strict=True)))  # families: (problem, seed)
     fig, ax = plt.subplots(figsize=(11, 4.8))
@@ -84,7 +101,7 @@ def figure(df: pd.DataFrame, out: Path) -> None:
     for j, (problem, seed) in enumerate(fams):
         g = rows[(rows["problem"] == problem) & (rows["seed"] == seed)].set_index("sampler")
         fam = f"{problem} (seed {seed})"
-        color = f"C{j}"
+        color = plt.cm.tab20(j % 20)  # up to 20 families without repeating a colour
         labelled = False
         for done in (True, False):  # filled: converged; open: stopped at its budget
             here = [(i, s) for i, s in enumerate(labels) if s in g.index and _true(g.loc[[s], "converged"]).iloc[0] == done]
@@ -100,7 +117,8 @@ def figure(df: pd.DataFrame, out: Path) -> None:
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
     ax.set_ylabel("(λ̂ − λ_ref) / λ_ref  [%]")
     ax.set_xlabel("filled: converged · open: stopped at its budget · bars: 3 combined SE")
-    ax.set_title("Nonlinear MLPs (~10² parameters): each sampler against the NUTS reference")
+    power = {"2": "²", "3": "³", "4": "⁴"}.get(size[-1], size[-1])
+    ax.set_title(f"Nonlinear MLPs (~10{power} parameters): each sampler against the NUTS reference")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(out, dpi=130)
@@ -112,10 +130,12 @@ def main() -> None:
     df = load(sys.argv[1])
     print("## References\n\n" + families(df) + "\n")
     print("## Per activation x size x sampler (families with a converged reference)\n\n" + table(df) + "\n")
+    print("## Former (depth-4) references against the reference\n\n" + former_references(df) + "\n")
     print("## Every run\n\n" + per_run(df) + "\n")
-    out = DOCS / "img" / "nonlinear_ref_error.png"
-    figure(df, out)
-    print(f"wrote {out}")
+    for size in sorted(set(df.loc[~df.reference & ~df.former_reference & df["ref_error"].notna(), "size"])):
+        out = DOCS / "img" / ("nonlinear_ref_error.png" if size == "d1e2" else f"nonlinear_ref_error_{size}.png")
+        figure(df, size, out)
+        print(f"wrote {out}")
 
 
 if __name__ == "__main__":

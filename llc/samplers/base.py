@@ -60,7 +60,6 @@ class Sampler(NamedTuple):
 
 
 WORK_KEYS = ("fde", "grad_evals")
-POSITION_KEYS = ("theta", "dist2")  # recorded at every `sampler.theta_every`-th kept draw only
 N_PROJECTIONS = 4
 CHUNKS_PER_STORE = 8  # until converged: a chunk is max_draws / 8 draws, so the rule is checked often
 

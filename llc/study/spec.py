@@ -298,7 +298,8 @@ def _reference(value: Any, where: str, samplers: Sequence[SamplerSpec]) -> Refer
         if s.label == label:
             raise ConfigError(f"{where}: the reference label {shown(label)} is also the label of {s.where}; "
                               "give the reference a distinct `name`")
-    # The SE target belongs to stop=converged; a reference given another stop rule gets none of the defaults.
+    # The SE target belongs to stop=converged; a reference given another stop rule gets none of those. The
+    # sampler's own defaults (NUTS: the tree depth) apply whatever the stop rule.
     defaults = REFERENCE_DEFAULTS if own.get("sampler.stop", "converged") == "converged" else {}
     defaults = {**defaults, **REFERENCE_SAMPLER_DEFAULTS.get(sampler, {})}
     return ReferenceSpec(label=label, sampler=sampler, set={**defaults, **own}, where=where)
