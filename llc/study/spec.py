@@ -35,7 +35,7 @@ REFERENCE_SAMPLER = "nuts"
 REFERENCE_DEFAULTS: Mapping[str, Any] = {"sampler.stop": "converged", "sampler.target_rel_se": 0.01}
 # A NUTS reference builds trees up to depth 8 (255 leapfrog steps), not the quick preset's 4: at the default γ
 # the flat, γ-held directions need long trajectories, and depth-4 references spent their whole budget
-# unconverged where depth 8 converged at the first check (docs/nonlinear.md, "The reference's tree depth").
+# unconverged where depth 8 converged (docs/nonlinear.md, "The reference's tree depth").
 REFERENCE_SAMPLER_DEFAULTS: Mapping[str, Mapping[str, Any]] = {"nuts": {"sampler.max_tree_depth": 8}}
 MAX_SEEDS = 10_000  # seeds of one study; `--n-seeds 1000000000` stops here, before anything is built
 
